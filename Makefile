@@ -1,0 +1,35 @@
+# Entry points for a newcomer: `make demo` and `make test`. Each one installs what it needs
+# into this checkout first (scripts/bootstrap), so a fresh clone needs only Python 3.11.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.collections
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+export NO_PROXY := 127.0.0.1,localhost,::1
+export no_proxy := 127.0.0.1,localhost,::1
+
+.PHONY: bootstrap demo test test-unit test-integration lint bench clean
+
+bootstrap:
+	@scripts/bootstrap
+
+demo: bootstrap
+	@scripts/demo
+
+test: bootstrap test-unit test-integration lint
+
+test-unit: bootstrap
+	$(PY) -m pytest -q tests/unit
+
+test-integration: bootstrap
+	$(PY) -m pytest -q tests/integration
+
+lint: bootstrap
+	@scripts/lint
+
+bench: bootstrap
+	@scripts/bench
+
+clean:
+	rm -rf .run tests/output .ansible
