@@ -1,0 +1,387 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) homelab.edge contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Read, compare and write Cloudflare Access service tokens, reusable policies and applications."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import re
+
+from ansible_collections.homelab.edge.plugins.module_utils.cloudflare_api import CloudflareError
+from ansible_collections.homelab.edge.plugins.module_utils.reconcile import Outcome, canonical
+
+GO_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
+GO_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+POLICY_DECISIONS = ("allow", "deny", "non_identity", "bypass")
+SERVICE_TOKEN_RULES = ("service_token", "any_valid_service_token")
+
+
+def duration_seconds(value):
+    """Return the length of a Go duration string (``8760h``, ``1h30m``) in seconds.
+
+    ``forever`` returns None. Raises ValueError for anything else.
+    """
+    text = str(value).strip()
+    if text == "forever":
+        return None
+    if not text:
+        raise ValueError("empty duration")
+    position = 0
+    total = 0.0
+    for match in GO_DURATION.finditer(text):
+        if match.start() != position:
+            break
+        total += float(match.group(1)) * GO_UNITS[match.group(2)]
+        position = match.end()
+    if position != len(text):
+        raise ValueError("'%s' is not a duration such as 8760h, 30m or 1h30m" % value)
+    return total
+
+
+def same_duration(left, right):
+    try:
+        return duration_seconds(left) == duration_seconds(right)
+    except ValueError:
+        return str(left) == str(right)
+
+
+def token_view(token):
+    if token is None:
+        return None
+    return {
+        "id": token.get("id"),
+        "name": token.get("name"),
+        "client_id": token.get("client_id"),
+        "duration": token.get("duration"),
+        "expires_at": token.get("expires_at"),
+    }
+
+
+class ServiceTokenManager:
+    """Access service tokens of one account, identified by name."""
+
+    def __init__(self, api, account_id, check_mode=False):
+        self.api = api
+        self.account_id = account_id
+        self.check_mode = check_mode
+        self.base = "accounts/%s/access/service_tokens" % account_id
+
+    def find(self, name):
+        items = self.api.list_all(self.base, "look up service token '%s'" % name, {"name": name})
+        found = [item for item in items if item.get("name") == name]
+        if len(found) > 1:
+            raise CloudflareError(
+                "%d service tokens are named '%s' (ids %s). Names identify tokens here, so this run will not guess "
+                "which one is meant: delete or rename the extra tokens in Zero Trust > Access > Service Auth."
+                % (len(found), name, ", ".join(item.get("id", "?") for item in found)))
+        return found[0] if found else None
+
+    def ensure_present(self, name, duration=None, current=None, lookup=True):
+        if lookup and current is None:
+            current = self.find(name)
+        if duration is not None:
+            try:
+                duration_seconds(duration)
+            except ValueError as exc:
+                raise CloudflareError("Invalid duration for service token '%s': %s." % (name, exc))
+        if current is None:
+            after = {"id": None, "name": name, "client_id": None, "duration": duration or "8760h", "expires_at": None}
+            if self.check_mode:
+                return Outcome("service_token", name, "create", after=after, result=after)
+            body = {"name": name}
+            if duration is not None:
+                body["duration"] = duration
+            try:
+                created = self.api.result("POST", self.base, "create service token '%s'" % name, body=body,
+                                          retry_writes=False)
+            except CloudflareError as exc:
+                if exc.status is not None and exc.status < 500:
+                    raise
+                created = self.find(name)
+                if created is None:
+                    raise
+                return Outcome("service_token", name, "create", after=token_view(created), result=token_view(created),
+                               notes=["The response to creating service token '%s' was lost, so its client secret is "
+                                      "unknown; rotate the token to get a new secret." % name])
+            secret = created.get("client_secret")
+            return Outcome("service_token", name, "create", after=token_view(created), result=token_view(created),
+                           secrets={"client_secret": secret} if secret else {})
+        before = token_view(current)
+        if duration is None or same_duration(current.get("duration"), duration):
+            return Outcome("service_token", name, "none", before=before, after=before, result=before)
+        wanted = dict(before, duration=duration)
+        if self.check_mode:
+            return Outcome("service_token", name, "update", before=before, after=wanted, result=wanted)
+        updated = self.api.result("PUT", "%s/%s" % (self.base, current["id"]),
+                                  "update the duration of service token '%s'" % name,
+                                  body={"name": name, "duration": duration})
+        return Outcome("service_token", name, "update", before=before, after=token_view(updated),
+                       result=token_view(updated))
+
+    def ensure_absent(self, name, current=None):
+        current = current or self.find(name)
+        if current is None:
+            return Outcome("service_token", name, "none")
+        if not self.check_mode:
+            try:
+                self.api.request("DELETE", "%s/%s" % (self.base, current["id"]), "delete service token '%s'" % name)
+            except CloudflareError as exc:
+                if exc.status != 404:
+                    raise
+        return Outcome("service_token", name, "delete", before=token_view(current), result=token_view(current))
+
+
+def policy_view(policy):
+    if policy is None:
+        return None
+    return {
+        "id": policy.get("id"),
+        "name": policy.get("name"),
+        "decision": policy.get("decision"),
+        "include": policy.get("include") or [],
+        "exclude": policy.get("exclude") or [],
+        "require": policy.get("require") or [],
+        "session_duration": policy.get("session_duration"),
+    }
+
+
+def _rule_set(rules):
+    """Return Access rules in an order-insensitive comparable form."""
+    return sorted(canonical(rule) for rule in rules or [])
+
+
+def rules_use_service_tokens(rules):
+    return any(isinstance(rule, dict) and any(key in rule for key in SERVICE_TOKEN_RULES) for rule in rules or [])
+
+
+def check_policy_decision(name, decision, include):
+    """Reject a policy that would send service tokens to a login page."""
+    if decision not in POLICY_DECISIONS:
+        raise CloudflareError("Invalid decision '%s' for Access policy '%s'; use one of %s."
+                              % (decision, name, ", ".join(POLICY_DECISIONS)))
+    if decision != "non_identity" and rules_use_service_tokens(include):
+        raise CloudflareError(
+            "Access policy '%s' includes a service token with decision '%s'. Access evaluates service tokens only "
+            "under the Service Auth decision, so requests with the token would get a login redirect instead. Set "
+            "decision to non_identity (Service Auth)." % (name, decision))
+
+
+class PolicyManager:
+    """Reusable Access policies of one account, identified by name."""
+
+    def __init__(self, api, account_id, check_mode=False):
+        self.api = api
+        self.account_id = account_id
+        self.check_mode = check_mode
+        self.base = "accounts/%s/access/policies" % account_id
+        self._all = None
+
+    def all(self):
+        if self._all is None:
+            self._all = self.api.list_all(self.base, "list Access policies")
+        return self._all
+
+    def find(self, name):
+        found = [item for item in self.all() if item.get("name") == name]
+        if len(found) > 1:
+            raise CloudflareError(
+                "%d reusable Access policies are named '%s' (ids %s); rename or delete the extra ones."
+                % (len(found), name, ", ".join(item.get("id", "?") for item in found)))
+        return found[0] if found else None
+
+    def ensure_present(self, name, decision, include, exclude=None, require=None, session_duration=None):
+        check_policy_decision(name, decision, include)
+        current = self.find(name)
+        desired = {
+            "name": name,
+            "decision": decision,
+            "include": include,
+            "exclude": exclude or [],
+            "require": require or [],
+        }
+        if session_duration is not None:
+            desired["session_duration"] = session_duration
+        if current is None:
+            after = dict(desired, id=None)
+            if self.check_mode:
+                return Outcome("access_policy", name, "create", after=after, result=after)
+            try:
+                created = self.api.result("POST", self.base, "create Access policy '%s'" % name, body=desired,
+                                          retry_writes=False)
+            except CloudflareError as exc:
+                if exc.status is not None and exc.status < 500:
+                    raise
+                self._all = None
+                created = self.find(name)
+                if created is None:
+                    raise
+            self._remember(created)
+            return Outcome("access_policy", name, "create", after=policy_view(created), result=created)
+        before = policy_view(current)
+        wanted = dict(before)
+        wanted.update(desired)
+        if session_duration is None:
+            wanted["session_duration"] = before["session_duration"]
+        if self._same(before, wanted):
+            return Outcome("access_policy", name, "none", before=before, after=before, result=current)
+        if self.check_mode:
+            return Outcome("access_policy", name, "update", before=before, after=wanted, result=wanted)
+        body = dict((key, value) for key, value in wanted.items() if key != "id" and value is not None)
+        updated = self.api.result("PUT", "%s/%s" % (self.base, current["id"]), "update Access policy '%s'" % name,
+                                  body=body)
+        self._remember(updated)
+        return Outcome("access_policy", name, "update", before=before, after=policy_view(updated), result=updated)
+
+    @staticmethod
+    def _same(before, wanted):
+        if before["name"] != wanted["name"] or before["decision"] != wanted["decision"]:
+            return False
+        for key in ("include", "exclude", "require"):
+            if _rule_set(before[key]) != _rule_set(wanted[key]):
+                return False
+        if wanted.get("session_duration") and not same_duration(before.get("session_duration") or "24h",
+                                                                 wanted["session_duration"]):
+            return False
+        return True
+
+    def _remember(self, policy):
+        if self._all is not None and policy:
+            self._all = [item for item in self._all if item.get("id") != policy.get("id")] + [policy]
+
+    def ensure_absent(self, name):
+        current = self.find(name)
+        if current is None:
+            return Outcome("access_policy", name, "none")
+        if not self.check_mode:
+            try:
+                self.api.request("DELETE", "%s/%s" % (self.base, current["id"]), "delete Access policy '%s'" % name)
+            except CloudflareError as exc:
+                if exc.status != 404:
+                    raise
+            self._all = [item for item in self._all or [] if item.get("id") != current.get("id")]
+        return Outcome("access_policy", name, "delete", before=policy_view(current), result=policy_view(current))
+
+
+READ_ONLY_APP_FIELDS = ("id", "aud", "created_at", "updated_at", "uid")
+
+
+def application_view(app):
+    if app is None:
+        return None
+    return {
+        "id": app.get("id"),
+        "aud": app.get("aud"),
+        "name": app.get("name"),
+        "domain": app.get("domain"),
+        "type": app.get("type"),
+        "session_duration": app.get("session_duration"),
+        "service_auth_401_redirect": bool(app.get("service_auth_401_redirect")),
+        "app_launcher_visible": app.get("app_launcher_visible"),
+        "policies": [{"id": item.get("id"), "name": item.get("name"), "precedence": item.get("precedence")}
+                     for item in sorted(app.get("policies") or [], key=lambda p: p.get("precedence") or 0)],
+    }
+
+
+class ApplicationManager:
+    """Self-hosted Access applications of one account, identified by domain."""
+
+    def __init__(self, api, account_id, check_mode=False):
+        self.api = api
+        self.account_id = account_id
+        self.check_mode = check_mode
+        self.base = "accounts/%s/access/apps" % account_id
+
+    def find(self, domain):
+        items = self.api.list_all(self.base, "look up the Access application for '%s'" % domain,
+                                  {"domain": domain, "exact": "true"})
+        found = [item for item in items if (item.get("domain") or "").lower() == domain.lower()]
+        if len(found) > 1:
+            raise CloudflareError(
+                "%d Access applications protect '%s' (%s); remove the extra ones so that one policy set applies."
+                % (len(found), domain, ", ".join("%s (%s)" % (item.get("name"), item.get("id")) for item in found)))
+        return found[0] if found else None
+
+    def ensure_present(self, domain, name=None, policies=None, session_duration=None,
+                       service_auth_401_redirect=None, app_launcher_visible=None):
+        """Make the application for ``domain`` exist with ``policies`` (dicts with id, name, precedence)."""
+        current = self.find(domain)
+        name = name or domain
+        links = [{"id": item["id"], "precedence": item["precedence"]} for item in policies or []]
+        desired = {
+            "name": name,
+            "domain": domain,
+            "type": "self_hosted",
+            "policies": [{"id": item["id"], "name": item.get("name"), "precedence": item["precedence"]}
+                         for item in policies or []],
+        }
+        optional = {
+            "session_duration": session_duration,
+            "service_auth_401_redirect": service_auth_401_redirect,
+            "app_launcher_visible": app_launcher_visible,
+        }
+        if current is None:
+            after = dict(desired, id=None, aud=None)
+            after.update((key, value) for key, value in optional.items() if value is not None)
+            if self.check_mode:
+                return Outcome("access_application", domain, "create", after=after, result=after)
+            body = {"name": name, "domain": domain, "type": "self_hosted", "policies": links}
+            body.update((key, value) for key, value in optional.items() if value is not None)
+            try:
+                created = self.api.result("POST", self.base, "create the Access application for '%s'" % domain,
+                                          body=body, retry_writes=False)
+            except CloudflareError as exc:
+                if exc.status is not None and exc.status < 500:
+                    raise
+                created = self.find(domain)
+                if created is None:
+                    raise
+            return Outcome("access_application", domain, "create", after=application_view(created), result=created)
+        before = application_view(current)
+        wanted = dict(before)
+        wanted.update(desired)
+        for key, value in optional.items():
+            if value is not None:
+                wanted[key] = value
+        if self._same(before, wanted):
+            return Outcome("access_application", domain, "none", before=before, after=before, result=current)
+        if self.check_mode:
+            return Outcome("access_application", domain, "update", before=before, after=wanted, result=wanted)
+        # PUT replaces the whole application: start from what Cloudflare returned.
+        body = dict((key, value) for key, value in current.items() if key not in READ_ONLY_APP_FIELDS)
+        body.update({"name": name, "domain": domain, "type": "self_hosted", "policies": links})
+        body.update((key, value) for key, value in optional.items() if value is not None)
+        updated = self.api.result("PUT", "%s/%s" % (self.base, current["id"]),
+                                  "update the Access application for '%s'" % domain, body=body)
+        return Outcome("access_application", domain, "update", before=before, after=application_view(updated),
+                       result=updated)
+
+    @staticmethod
+    def _same(before, wanted):
+        def links(view):
+            return [(item.get("id"), item.get("precedence")) for item in view.get("policies") or []]
+
+        if links(before) != links(wanted):
+            return False
+        for key in ("name", "domain", "service_auth_401_redirect", "app_launcher_visible"):
+            if before.get(key) != wanted.get(key):
+                return False
+        if wanted.get("session_duration") and not same_duration(before.get("session_duration") or "24h",
+                                                                 wanted["session_duration"]):
+            return False
+        return True
+
+    def ensure_absent(self, domain):
+        current = self.find(domain)
+        if current is None:
+            return Outcome("access_application", domain, "none")
+        if not self.check_mode:
+            try:
+                self.api.request("DELETE", "%s/%s" % (self.base, current["id"]),
+                                 "delete the Access application for '%s'" % domain)
+            except CloudflareError as exc:
+                if exc.status != 404:
+                    raise
+        return Outcome("access_application", domain, "delete", before=application_view(current),
+                       result=application_view(current))
