@@ -13,12 +13,12 @@ author: homelab.edge maintainers
 description:
   - Validates a list of Cloudflare Tunnel ingress rules with the same checks as
     C(cloudflared tunnel ingress validate) and returns them normalized.
-  - The default output is the form that the Cloudflare API stores for tunnels with
-    O(format=remote), with C(originRequest) keys in camelCase and durations as integer seconds.
+  - The default output, O(format=remote), is the form that the Cloudflare API stores for tunnels with
+    C(config_src=cloudflare), with C(originRequest) keys in camelCase and durations as integer seconds.
   - With O(format=local) the output is the list for the C(ingress) key of cloudflared's
     C(config.yml), with durations as Go duration strings such as V(30s) or V(1m30s).
-  - Keys with default or empty values are left out, so that the output compares equal to
-    what the API returns for the same rules.
+  - Keys with empty values, and with O(drop_defaults=true) also keys with cloudflared's default values,
+    are left out, so that the output compares equal to what the API returns for the same rules.
   - Invalid rules make the filter fail with a message that names the rule number
     (counting from 1, as cloudflared does), the invalid value and the fix.
 options:
