@@ -12,7 +12,7 @@ Ollama 0.32 where it matters to the collection:
 - Model names without a tag get ``:latest``.
 - A pull that fails after progress was sent ends with an ``{"error": ...}`` line while the
   HTTP status stays 200, as real Ollama does.
-- A server bound to a loopback address answers 403 with an empty body when the Host header
+- A server bound to a loopback address responds with 403 and an empty body when the Host header
   names anything but ``localhost`` or a loopback IP address (any port). Real Ollama also
   admits its own host name and names ending in ``.local``, ``.internal`` or ``.localhost``.
   NOTE: the stand-in rejects those, so a test cannot rely on them.
@@ -498,10 +498,10 @@ def start(host="127.0.0.1", port=DEFAULT_PORT, models=(), **options):
     """Start a stand-in server in a background thread and return it.
 
     ``port`` 0 picks a free port (see ``server.url``). ``models`` lists the installed
-    models, as names or ``{"name", "size"}`` dicts. Other options: ``pull_errors``
-    (name to the error its pull ends with), ``registry`` (names that can be pulled; any
-    name when unset), ``version``, ``origins`` (extra allowed CORS origins),
-    ``state_dir`` and ``request_log``.
+    models, as names or ``{"name", "size"}`` dicts. ``pull_errors`` maps a model name to
+    the error its pull ends with. ``registry`` lists the names that can be pulled, and any
+    name can be pulled when it is unset. The other options are ``version``, ``origins``
+    (extra allowed CORS origins), ``state_dir`` and ``request_log``.
     """
     server = OllamaStandin(host, port, models=models, **options)
     thread = threading.Thread(target=server.serve_forever, name="ollama-standin", daemon=True)
