@@ -48,7 +48,7 @@ options:
     default: false
   include:
     description:
-      - Further C(include) rules, in the API's form, for example C({"email_domain": {"domain": "example.com"}}).
+      - 'Further C(include) rules, in the API''s form, for example C({"email_domain": {"domain": "example.com"}}).'
     type: list
     elements: dict
     default: []

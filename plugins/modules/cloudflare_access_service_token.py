@@ -49,7 +49,7 @@ attributes:
     membership: [homelab.edge.cloudflare]
 notes:
   - Cloudflare returns the client secret only when the token is created. This module returns it in
-    RV(client_secret) only then. A task that may create a token must set C(no_log: true); otherwise the module
+    RV(client_secret) only then. A task that may create a token must set C(no_log) set to V(true); otherwise the module
     fails before it creates anything, so that the secret can neither leak into the output nor be lost.
   - "API token permission: Account, Access: Service Tokens, Edit."
 author:

@@ -41,7 +41,7 @@ options:
   return_token:
     description:
       - Return the connector token in RV(token).
-      - The task must set C(no_log: true); the module fails otherwise, before any API call.
+      - The task must set C(no_log) set to V(true); the module fails otherwise, before any API call.
     type: bool
     default: false
 extends_documentation_fragment:
