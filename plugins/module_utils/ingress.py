@@ -111,6 +111,8 @@ ORIGIN_REQUEST_SPEC = (
 ORIGIN_REQUEST_KINDS = dict((name, kind) for name, _alias, kind, _default in ORIGIN_REQUEST_SPEC)
 ORIGIN_REQUEST_DEFAULTS = dict((name, default) for name, _alias, _kind, default in ORIGIN_REQUEST_SPEC)
 ORIGIN_REQUEST_ALIASES = dict((alias, name) for name, alias, _kind, _default in ORIGIN_REQUEST_SPEC)
+# The Cloudflare Python SDK 5.9 spells matchSNItoHost this way in its models.
+ORIGIN_REQUEST_ALIASES["match_sn_ito_host"] = "matchSNItoHost"
 ORIGIN_REQUEST_ORDER = [name for name, _alias, _kind, _default in ORIGIN_REQUEST_SPEC]
 DURATION_KEYS = [name for name, _alias, kind, _default in ORIGIN_REQUEST_SPEC if kind == "duration"]
 
@@ -162,12 +164,16 @@ def _suggest(name, candidates):
     return None
 
 
-def _unknown_key_message(prefix, key, candidates, where):
-    close = _suggest(key, candidates)
-    if close is not None:
+def _unknown_key_message(prefix, key, known, aliases, where):
+    close = _suggest(key, list(known) + sorted(aliases))
+    if close is None:
+        fix = "supported keys are: %s." % ", ".join(known)
+        if aliases:
+            fix += " The snake_case spelling of each key is accepted too."
+    elif close.lower() == str(key).lower():
         fix = "did you mean %r? Key names are case-sensitive." % close
     else:
-        fix = "supported keys are: %s." % ", ".join(candidates)
+        fix = "did you mean %r?" % close
     return "%s: unknown key %r in %s; %s" % (prefix, key, where, fix)
 
 
@@ -272,7 +278,7 @@ def _canonical_keys(mapping, aliases, known, prefix, where):
     for key, value in mapping.items():
         name = aliases.get(key, key)
         if name not in known:
-            raise IngressError(_unknown_key_message(prefix, key, list(known) + sorted(aliases), where))
+            raise IngressError(_unknown_key_message(prefix, key, known, aliases, where))
         if name in result:
             raise IngressError(
                 "%s: %s sets %r twice, once in camelCase and once in snake_case; keep one of them."
@@ -341,7 +347,7 @@ def _normalize_ip_rules(value, prefix):
             raise IngressError("%s: %s must be a mapping with prefix, ports and allow, not %r." % (prefix, where, item))
         for key in item:
             if key not in IP_RULE_KEYS:
-                raise IngressError(_unknown_key_message(prefix, key, IP_RULE_KEYS, where))
+                raise IngressError(_unknown_key_message(prefix, key, IP_RULE_KEYS, {}, where))
 
         ip_rule = {}
         network = item.get("prefix")
@@ -691,7 +697,7 @@ def _expand_origin(origin, prefix):
         )
     for key in settings:
         if key not in ORIGIN_PRESET_KEYS:
-            raise IngressError(_unknown_key_message(prefix, key, ORIGIN_PRESET_KEYS, "origin"))
+            raise IngressError(_unknown_key_message(prefix, key, ORIGIN_PRESET_KEYS, {}, "origin"))
 
     preset = settings.get("preset")
     if preset not in ORIGIN_PRESETS:
@@ -727,8 +733,10 @@ def _rule_label(rule):
     hostname, path = rule_key(rule)
     if hostname == "" and path == "":
         return "the catch-all rule"
-    if path:
+    if path and hostname:
         return "hostname %r with path %r" % (hostname, path)
+    if path:
+        return "path %r" % path
     return "hostname %r" % hostname
 
 
@@ -750,7 +758,7 @@ def normalize_rule(rule, number, drop_defaults=True):
         fields = _canonical_keys(rule, RULE_KEY_ALIASES, RULE_KEYS, prefix, "the rule")
         hostname = fields.get("hostname") or ""
         path = fields.get("path") or ""
-        _check_hostname(hostname, prefix)
+        _check_hostname(hostname, _rule_prefix(number))
         _check_path(path, prefix, number)
 
         preset_request = {}
@@ -767,11 +775,11 @@ def normalize_rule(rule, number, drop_defaults=True):
         user_request = fields.get("originRequest")
         if user_request is not None and not isinstance(user_request, dict):
             raise IngressError("%s: originRequest must be a mapping, not %r." % (prefix, user_request))
-        # User keys override preset keys; both spellings of a key count as the same key.
+        # Keys the user sets override the preset's keys.
         combined = dict(preset_request)
-        for key, value in (user_request or {}).items():
-            combined.pop(ORIGIN_REQUEST_ALIASES.get(key, key), None)
-            combined[key] = value
+        combined.update(
+            _canonical_keys(user_request or {}, ORIGIN_REQUEST_ALIASES, ORIGIN_REQUEST_ORDER, prefix, "originRequest")
+        )
         origin_request = normalize_origin_request(combined, prefix, drop_defaults)
     except IngressError as error:
         error.rule_number = number
@@ -823,10 +831,14 @@ def validate_ingress(rules, require_catch_all=True, drop_defaults=True):
         is_last = number == total
         if is_catch_all(rule) and not is_last:
             original = rules[number - 1].get("hostname") or ""
+            if number + 1 == total:
+                following = "rule #%d" % total
+            else:
+                following = "rules #%d to #%d" % (number + 1, total)
             raise IngressError(
                 "Rule #%d is matching the hostname %r, but this will match every hostname, meaning the "
-                "rules which follow it (#%d to #%d) will never be triggered; move it to the end of the "
-                "list or give it a hostname or path." % (number, original, number + 1, total),
+                "rules which follow it (%s) will never be triggered; move it to the end of the "
+                "list or give it a hostname or path." % (number, original, following),
                 rule_number=number,
             )
         if is_last and require_catch_all and not is_catch_all(rule):
