@@ -58,6 +58,7 @@ class EdgePlan:
         self.default_zone = (params.get("zone") or "").rstrip(".").lower() or None
         self.service_tokens = params.get("service_tokens") or []
         self.tunnels = params.get("tunnels") or []
+        self.service_token_ids = params.get("service_token_ids") or {}
         self.errors = []
         self.ingress = {}
         self.zones = set()
@@ -138,6 +139,7 @@ class EdgeReconciler:
         self.tunnels = {}
         self.tokens = {}
         self.applications = {}
+        self.account_id = None
 
     def run(self):
         self.plan.check()
@@ -161,6 +163,8 @@ class EdgeReconciler:
         return outcome
 
     def _token_id(self, name, token_manager):
+        if name not in self.tokens and name in self.plan.service_token_ids:
+            return self.plan.service_token_ids[name]
         if name not in self.tokens:
             self.tokens[name] = token_view(token_manager.find(name))
         found = self.tokens[name]

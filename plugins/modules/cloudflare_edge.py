@@ -43,6 +43,10 @@ options:
       duration:
         description: Lifetime as a Go duration (V(8760h)) or V(forever). An existing token keeps its own when unset.
         type: str
+      consumers:
+        description: Accepted so that the shared data model can be passed as it is; used by the C(homelab.edge.azure_app_settings) role.
+        type: list
+        elements: dict
   tunnels:
     description:
       - Tunnels and the services they publish.
@@ -54,6 +58,9 @@ options:
         description: Tunnel name.
         type: str
         required: true
+      origins:
+        description: Accepted so that the shared data model can be passed as it is; used by the C(homelab.edge.cloudflared) role.
+        type: str
       config_src:
         description:
           - V(cloudflare) keeps the ingress rules in the tunnel's remote configuration, managed here.
@@ -117,6 +124,12 @@ options:
           firewall:
             description: Accepted for the data model and not applied by this module.
             type: dict
+  service_token_ids:
+    description:
+      - Ids of service tokens that an earlier task already looked up, by token name, as returned in
+        RV(service_tokens). Services that name these tokens need no lookup request.
+    type: dict
+    default: {}
 extends_documentation_fragment:
   - homelab.edge.cloudflare
   - homelab.edge.cloudflare.account
@@ -161,6 +174,10 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+account_id:
+  description: Id of the account, which later tasks can pass as O(account) to save a lookup.
+  returned: always
+  type: str
 objects:
   description: Every object the run looked at, with the action taken (V(create), V(update), V(delete) or V(none)).
   returned: always
@@ -212,6 +229,7 @@ SERVICE_SPEC = dict(
 
 TUNNEL_SPEC = dict(
     name=dict(type="str", required=True),
+    origins=dict(type="str"),
     config_src=dict(type="str", choices=["cloudflare", "local"], default="cloudflare"),
     ingress_mode=dict(type="str", choices=["merge", "exact"], default="merge"),
     catch_all=dict(type="str", default="http_status:404"),
@@ -221,6 +239,7 @@ TUNNEL_SPEC = dict(
 TOKEN_SPEC = dict(
     name=dict(type="str", required=True),
     duration=dict(type="str"),
+    consumers=dict(type="list", elements="dict"),
 )
 
 
@@ -231,6 +250,7 @@ def main():
             zone=dict(type="str"),
             service_tokens=dict(type="list", elements="dict", default=[], options=TOKEN_SPEC, no_log=False),
             tunnels=dict(type="list", elements="dict", default=[], options=TUNNEL_SPEC),
+            service_token_ids=dict(type="dict", default={}, no_log=False),
         ),
         supports_check_mode=True,
     )
@@ -254,6 +274,7 @@ def main():
         tunnels=reconciler.tunnels,
         service_tokens=dict((name, token or {}) for name, token in reconciler.tokens.items()),
         applications=reconciler.applications,
+        account_id=reconciler.account_id,
     )
     if reconciler.secrets:
         result["service_token_secrets"] = reconciler.secrets
