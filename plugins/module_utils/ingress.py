@@ -15,27 +15,19 @@ Two output forms exist:
   ``config_src: cloudflare``: camelCase ``originRequest`` keys and durations
   as integer seconds;
 * the local form for ``config.yml``: the same keys, but durations as Go
-  duration strings such as ``30s``, because cloudflared refuses an integer
+  duration strings such as ``30s``, because cloudflared rejects an integer
   duration in YAML.
 
 Standard library only, with Python 3.8 syntax, because module_utils may run
 on managed hosts.
 """
 
-from __future__ import absolute_import, division, print_function
-
 import copy
 import difflib
 import ipaddress
 import re
 from fractions import Fraction
-
-try:
-    from urllib.parse import urlsplit
-except ImportError:  # pragma: no cover - Python 2 is not supported
-    urlsplit = None
-
-__metaclass__ = type
+from urllib.parse import urlsplit
 
 
 class IngressError(ValueError):
@@ -49,7 +41,7 @@ class IngressError(ValueError):
         self.rule_number = rule_number
 
 
-# Origin presets. Ollama bound to loopback answers 403 with an empty body to
+# Origin presets. Ollama bound to loopback responds 403 with an empty body to
 # any Host header that is not local (since Ollama 0.1.29), so the preset
 # rewrites Host. The service uses 127.0.0.1 because ``localhost`` may resolve
 # to ::1, where Ollama does not listen by default.
@@ -67,14 +59,15 @@ RULE_KEY_ALIASES = {"origin_request": "originRequest"}
 
 # URL schemes that cloudflared proxies as HTTP, and the schemes it carries as
 # TCP over WebSocket. cloudflared also accepts any other scheme with a host as
-# TCP; this library accepts only the schemes the Cloudflare API documents.
+# TCP, but this library accepts only the schemes that the Cloudflare API
+# documents, plus ws and wss.
 HTTP_SCHEMES = ("http", "https", "ws", "wss")
 TCP_SCHEMES = ("tcp", "ssh", "rdp", "smb")
 UNIX_PREFIXES = ("unix:", "unix+tls:")
 NAMED_SERVICES = ("hello_world", "hello-world", "bastion")
 HTTP_STATUS_PREFIX = "http_status:"
-# NOTE: cloudflared 2026.8 accepts http_status codes up to 999. This library
-# accepts only real HTTP status codes, 100 to 599.
+# NOTE: cloudflared accepts http_status codes up to 999 and rejects 1000. This
+# library is stricter and accepts only real HTTP status codes, 100 to 599.
 HTTP_STATUS_MIN = 100
 HTTP_STATUS_MAX = 599
 
@@ -167,14 +160,14 @@ def _suggest(name, candidates):
 def _unknown_key_message(prefix, key, known, aliases, where):
     close = _suggest(key, list(known) + sorted(aliases))
     if close is None:
-        fix = "supported keys are: %s." % ", ".join(known)
+        fix = "Supported keys are: %s." % ", ".join(known)
         if aliases:
             fix += " The snake_case spelling of each key is accepted too."
     elif close.lower() == str(key).lower():
-        fix = "did you mean %r? Key names are case-sensitive." % close
+        fix = "Did you mean %r? Key names are case-sensitive." % close
     else:
-        fix = "did you mean %r?" % close
-    return "%s: unknown key %r in %s; %s" % (prefix, key, where, fix)
+        fix = "Did you mean %r?" % close
+    return "%s: unknown key %r in %s. %s" % (prefix, key, where, fix)
 
 
 def _rule_prefix(number, hostname=None):
@@ -233,14 +226,14 @@ def _duration_seconds(value, prefix, key):
     if _is_int(value):
         if value < 0:
             raise IngressError(
-                "%s: originRequest.%s is %r, but a timeout cannot be negative; "
-                "use a value of 0 or more seconds." % (prefix, key, value)
+                "%s: originRequest.%s is %r, but a timeout cannot be negative. "
+                "Use a value of 0 or more seconds." % (prefix, key, value)
             )
         return int(value)
 
     if not _is_str(value):
         raise IngressError(
-            "%s: originRequest.%s has the invalid value %r (%s); use integer seconds "
+            "%s: originRequest.%s has the invalid value %r (%s). Use integer seconds "
             "such as 30 or a Go duration string such as 30s or 1m30s."
             % (prefix, key, value, type(value).__name__)
         )
@@ -252,7 +245,7 @@ def _duration_seconds(value, prefix, key):
         if value.strip().isdigit():
             fix = "%ss, or the integer %s without quotes" % (value.strip(), value.strip())
         raise IngressError(
-            "%s: originRequest.%s has the invalid duration %r; use %s."
+            "%s: originRequest.%s has the invalid duration %r. Use %s."
             % (prefix, key, value, fix)
         )
     if nanoseconds < 0:
@@ -262,7 +255,7 @@ def _duration_seconds(value, prefix, key):
     if nanoseconds % _NANOSECONDS_PER_SECOND:
         raise IngressError(
             "%s: originRequest.%s is %r, but the Cloudflare API stores durations as whole "
-            "seconds; round it to whole seconds, for example %ds."
+            "seconds. Round it to whole seconds, for example %ds."
             % (prefix, key, value, max(1, int(round(nanoseconds / _NANOSECONDS_PER_SECOND))))
         )
     return int(nanoseconds // _NANOSECONDS_PER_SECOND)
@@ -281,7 +274,7 @@ def _canonical_keys(mapping, aliases, known, prefix, where):
             raise IngressError(_unknown_key_message(prefix, key, known, aliases, where))
         if name in result:
             raise IngressError(
-                "%s: %s sets %r twice, once in camelCase and once in snake_case; keep one of them."
+                "%s: %s sets %r twice, once in camelCase and once in snake_case. Keep one of them."
                 % (prefix, where, name)
             )
         result[name] = value
@@ -300,7 +293,7 @@ def _normalize_access(value, prefix, drop_defaults):
     required = access.get("required")
     if required is not None and not isinstance(required, bool):
         raise IngressError(
-            "%s: originRequest.access.required is %r; write true or false without quotes."
+            "%s: originRequest.access.required is %r. Write true or false without quotes."
             % (prefix, required)
         )
     if required or (required is False and not drop_defaults):
@@ -320,15 +313,15 @@ def _normalize_access(value, prefix, drop_defaults):
         if not isinstance(aud_tags, list) or not all(_is_str(tag) for tag in aud_tags):
             raise IngressError(
                 "%s: originRequest.access.audTag must be a list of Access application AUD tags, "
-                "not %r; write it as a YAML list, even for one tag." % (prefix, aud_tags)
+                "not %r. Write it as a YAML list, even for one tag." % (prefix, aud_tags)
             )
         if aud_tags:
             result["audTag"] = list(aud_tags)
 
     if result.get("required") and result.get("audTag") and not result.get("teamName"):
         raise IngressError(
-            "%s: originRequest.access has required: true and audTag %r but no teamName; "
-            "set teamName to your Zero Trust team name (the <team> in <team>.cloudflareaccess.com)."
+            "%s: originRequest.access has required: true and audTag %r but no teamName. "
+            "Set teamName to your Zero Trust team name (the <team> in <team>.cloudflareaccess.com)."
             % (prefix, result["audTag"])
         )
     return result
@@ -356,14 +349,14 @@ def _normalize_ip_rules(value, prefix):
                 ipaddress.ip_network(str(network), strict=False)
             except ValueError:
                 raise IngressError(
-                    "%s: %s has the invalid prefix %r; use a CIDR such as 10.0.0.0/8." % (prefix, where, network)
+                    "%s: %s has the invalid prefix %r. Use a CIDR such as 10.0.0.0/8." % (prefix, where, network)
                 )
             ip_rule["prefix"] = str(network)
         ports = item.get("ports")
         if ports is not None:
             if not isinstance(ports, list) or not all(_is_int(port) and 1 <= port <= 65535 for port in ports):
                 raise IngressError(
-                    "%s: %s has the invalid ports %r; use a list of port numbers from 1 to 65535."
+                    "%s: %s has the invalid ports %r. Use a list of port numbers from 1 to 65535."
                     % (prefix, where, ports)
                 )
             ip_rule["ports"] = [int(port) for port in ports]
@@ -371,7 +364,7 @@ def _normalize_ip_rules(value, prefix):
         if allow is not None:
             if not isinstance(allow, bool):
                 raise IngressError(
-                    "%s: %s has allow %r; write true or false without quotes." % (prefix, where, allow)
+                    "%s: %s has allow %r. Write true or false without quotes." % (prefix, where, allow)
                 )
             ip_rule["allow"] = allow
         result.append(ip_rule)
@@ -386,7 +379,7 @@ def _normalize_origin_value(key, value, prefix, drop_defaults):
     if kind == "bool":
         if not isinstance(value, bool):
             raise IngressError(
-                "%s: originRequest.%s is %r (%s); write true or false without quotes."
+                "%s: originRequest.%s is %r (%s). Write true or false without quotes."
                 % (prefix, key, value, type(value).__name__)
             )
         return value
@@ -395,19 +388,19 @@ def _normalize_origin_value(key, value, prefix, drop_defaults):
         if not _is_int(value) or value < 0 or (upper is not None and value > upper):
             limit = "from 0 to 65535" if upper else "of 0 or more"
             raise IngressError(
-                "%s: originRequest.%s is %r; use an integer %s." % (prefix, key, value, limit)
+                "%s: originRequest.%s is %r. Use an integer %s." % (prefix, key, value, limit)
             )
         return int(value)
     if kind == "string":
         if not _is_str(value):
             raise IngressError(
-                "%s: originRequest.%s is %r (%s); use a string." % (prefix, key, value, type(value).__name__)
+                "%s: originRequest.%s is %r (%s). Use a string." % (prefix, key, value, type(value).__name__)
             )
         return str(value)
     if kind == "proxy_type":
         if value not in PROXY_TYPES:
             raise IngressError(
-                "%s: originRequest.proxyType is %r; use \"socks\" or leave it unset." % (prefix, value)
+                "%s: originRequest.proxyType is %r. Use \"socks\" or leave it unset." % (prefix, value)
             )
         return value
     if kind == "ip_rules":
@@ -453,23 +446,23 @@ def _check_hostname(hostname, prefix):
     if "://" in hostname:
         bare = hostname.split("://", 1)[1].split("/", 1)[0]
         raise IngressError(
-            "%s: hostname %r contains a scheme; a hostname is a bare name such as %r, "
+            "%s: hostname %r contains a scheme. A hostname is a bare name such as %r, "
             "and the scheme of the origin belongs in service." % (prefix, hostname, bare)
         )
     if "/" in hostname:
         host, path = hostname.split("/", 1)
         raise IngressError(
-            "%s: hostname %r contains a path; set hostname: %r and path: %r (a regular expression) instead."
+            "%s: hostname %r contains a path. Set hostname: %r and path: %r (a regular expression) instead."
             % (prefix, hostname, host, "^/" + path)
         )
     if re.search(r"\s", hostname):
-        raise IngressError("%s: hostname %r contains whitespace; remove it." % (prefix, hostname))
+        raise IngressError("%s: hostname %r contains whitespace. Remove it." % (prefix, hostname))
     # Same test as cloudflared: anything that splits into host and port is rejected.
     port_match = re.match(r"^(\[[^\]]*\]|[^:]*):([^:]*)$", hostname)
     if port_match:
         raise IngressError(
-            "%s: hostname %r contains a port, but a hostname cannot contain a port; "
-            "remove %r (cloudflared ignores the request port when matching)."
+            "%s: hostname %r contains a port, but a hostname cannot contain a port. "
+            "Remove %r (cloudflared ignores the request port when matching)."
             % (prefix, hostname, ":" + port_match.group(2))
         )
 
@@ -577,8 +570,8 @@ def _translate_re2(pattern):
                 continue
             flags = re.match(r"\(\?([imsU]*)(-[imsU]*)?(:|\))", pattern[index:])
             if flags:
-                # RE2 allows flag groups anywhere and has the U flag, but Python
-                # accepts neither, so a bare flag group is dropped and U removed.
+                # RE2 allows flag groups anywhere and has the U flag. Python accepts
+                # flag groups only at the start and has no U flag, so both are dropped.
                 if flags.group(3) == ")":
                     group_text = ""
                 else:
@@ -619,7 +612,7 @@ def _check_path(path, prefix, number):
     if reason is not None:
         raise IngressError(
             "Rule #%d has an invalid regex in path %r: %s. The path is a Go RE2 regular expression "
-            "matched anywhere in the request path; fix the expression, for example ^/api/." % (number, path, reason),
+            "matched anywhere in the request path. Fix the expression, for example ^/api/." % (number, path, reason),
             rule_number=number,
         )
 
@@ -627,7 +620,7 @@ def _check_path(path, prefix, number):
 def _check_service(service, prefix):
     if service is None or service == "":
         raise IngressError(
-            "%s has no service; set service to one of %s, or set origin to a preset (ollama)."
+            "%s has no service. Set service to one of %s, or set origin to a preset (ollama)."
             % (prefix, SUPPORTED_SERVICES_TEXT)
         )
     if not _is_str(service):
@@ -639,7 +632,7 @@ def _check_service(service, prefix):
         code = service[len(HTTP_STATUS_PREFIX):]
         if not code.isdigit() or not HTTP_STATUS_MIN <= int(code) <= HTTP_STATUS_MAX:
             raise IngressError(
-                "%s: service %r has an invalid HTTP status code: %s; use a code from %d to %d, "
+                "%s: service %r has an invalid HTTP status code: %s. Use a code from %d to %d, "
                 "for example http_status:404." % (prefix, service, code, HTTP_STATUS_MIN, HTTP_STATUS_MAX)
             )
         return
@@ -647,7 +640,7 @@ def _check_service(service, prefix):
         if service.startswith(unix_prefix):
             if service[len(unix_prefix):] == "":
                 raise IngressError(
-                    "%s: service %r has no socket path; write it as %s/path/to/socket."
+                    "%s: service %r has no socket path. Write it as %s/path/to/socket."
                     % (prefix, service, unix_prefix)
                 )
             return
@@ -662,14 +655,14 @@ def _check_service(service, prefix):
     scheme = parts.scheme.lower()
     if scheme not in HTTP_SCHEMES + TCP_SCHEMES:
         raise IngressError(
-            "%s: service %r uses the unsupported scheme %r; use one of %s."
+            "%s: service %r uses the unsupported scheme %r. Use one of %s."
             % (prefix, service, parts.scheme, SUPPORTED_SERVICES_TEXT)
         )
     try:
         parts.port
     except ValueError:
         raise IngressError(
-            "%s: service %r has an invalid port; use a number from 1 to 65535." % (prefix, service)
+            "%s: service %r has an invalid port. Use a number from 1 to 65535." % (prefix, service)
         )
     if parts.path or parts.query or parts.fragment:
         origin = "%s://%s" % (parts.scheme, parts.netloc)
@@ -702,14 +695,14 @@ def _expand_origin(origin, prefix):
     preset = settings.get("preset")
     if preset not in ORIGIN_PRESETS:
         raise IngressError(
-            "%s: origin preset %r is not known; supported presets: %s."
+            "%s: origin preset %r is not known. Supported presets: %s."
             % (prefix, preset, ", ".join(ORIGIN_PRESETS))
         )
 
     port = settings.get("port", OLLAMA_DEFAULT_PORT)
     if not _is_int(port) or not 1 <= port <= 65535:
         raise IngressError(
-            "%s: origin port %r is invalid; use a port number from 1 to 65535." % (prefix, port)
+            "%s: origin port %r is invalid. Use a port number from 1 to 65535." % (prefix, port)
         )
     service = "http://127.0.0.1:%d" % port
     return service, {"httpHostHeader": "localhost:%d" % port}
@@ -766,7 +759,7 @@ def normalize_rule(rule, number, drop_defaults=True):
         if fields.get("origin") is not None:
             if service:
                 raise IngressError(
-                    "%s sets both service %r and origin %r; keep only one of them."
+                    "%s sets both service %r and origin %r. Keep only one of them."
                     % (prefix, service, fields["origin"])
                 )
             service, preset_request = _expand_origin(fields["origin"], prefix)
@@ -818,8 +811,8 @@ def validate_ingress(rules, require_catch_all=True, drop_defaults=True):
     if not rules:
         if require_catch_all:
             raise IngressError(
-                "The ingress rule list is empty, but a tunnel needs at least one rule; "
-                "add rules ending with a catch-all such as {service: http_status:404}."
+                "The ingress rule list is empty, but a tunnel needs at least one rule. "
+                "Add rules ending with a catch-all such as {service: http_status:404}."
             )
         return []
 
@@ -837,14 +830,14 @@ def validate_ingress(rules, require_catch_all=True, drop_defaults=True):
                 following = "rules #%d to #%d" % (number + 1, total)
             raise IngressError(
                 "Rule #%d is matching the hostname %r, but this will match every hostname, meaning the "
-                "rules which follow it (%s) will never be triggered; move it to the end of the "
+                "rules which follow it (%s) will never be triggered. Move it to the end of the "
                 "list or give it a hostname or path." % (number, original, following),
                 rule_number=number,
             )
         if is_last and require_catch_all and not is_catch_all(rule):
             raise IngressError(
                 "Ingress rule #%d (%s) is the last rule, but the last ingress rule must match all URLs "
-                "(i.e. it should not have a hostname or path filter); add a catch-all rule such as "
+                "(i.e. it should not have a hostname or path filter). Add a catch-all rule such as "
                 "{service: http_status:404} at the end." % (number, _rule_label(rule)),
                 rule_number=number,
             )
@@ -852,8 +845,8 @@ def validate_ingress(rules, require_catch_all=True, drop_defaults=True):
         key = rule_key(rule)
         if key in seen:
             raise IngressError(
-                "Ingress rule #%d repeats %s of rule #%d, so cloudflared would never use rule #%d; "
-                "remove one of the two rules or give them different paths."
+                "Ingress rule #%d repeats %s of rule #%d, so cloudflared would never use rule #%d. "
+                "Remove one of the two rules or give them different paths."
                 % (number, _rule_label(rule), seen[key], number),
                 rule_number=number,
             )
@@ -884,7 +877,7 @@ def find_shadowed_rules(rules):
             if covered:
                 messages.append(
                     "Ingress rule #%d (%s) is never used, because rule #%d (hostname %r) matches "
-                    "its requests first; move rule #%d above rule #%d."
+                    "its requests first. Move rule #%d above rule #%d."
                     % (later_index + 1, _rule_label(later), earlier_index + 1, earlier_host,
                        later_index + 1, earlier_index + 1)
                 )
@@ -899,9 +892,9 @@ def find_shadowed_rules(rules):
 def _normalize_current_rule(rule, drop_defaults=True):
     """Normalize a rule read from the API without rejecting it.
 
-    Known keys get the same normalization as validate_ingress; unknown keys
-    and values that do not validate are kept unchanged, so a rule written by
-    the dashboard or a newer cloudflared survives a merge untouched.
+    Known keys get the same normalization as in validate_ingress. Unknown keys
+    and values that do not validate are kept unchanged, so that a rule written
+    by the dashboard or a newer cloudflared survives a merge.
     """
     rule = dict(rule)
     request = rule.pop("originRequest", None)
@@ -987,15 +980,15 @@ def merge_ingress(current_rules, desired_rules, mode="merge", drop_defaults=True
     Mode ``exact``: the result is the desired rules, ending with the desired
     catch-all, or {service: http_status:404} if none is given.
     Mode ``merge``: current rules whose hostname and path are not desired stay
-    where they are; a desired rule replaces the current rule with the same
-    hostname and path in place, or is added before the catch-all. The current
-    catch-all stays unless the desired rules end with one.
+    where they are. A desired rule replaces the current rule with the same
+    hostname and path in place, or else is added before the catch-all. The
+    current catch-all stays unless the desired rules end with one.
 
     Raises IngressError for an invalid desired rule or an unknown mode.
     """
     if mode not in MERGE_MODES:
         raise IngressError(
-            "Ingress merge mode %r is not supported; use one of: %s." % (mode, ", ".join(MERGE_MODES))
+            "Ingress merge mode %r is not supported. Use one of: %s." % (mode, ", ".join(MERGE_MODES))
         )
     desired = validate_ingress(desired_rules, require_catch_all=False, drop_defaults=drop_defaults)
     current = normalize_current_ingress(current_rules, drop_defaults)
