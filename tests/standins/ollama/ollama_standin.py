@@ -83,7 +83,8 @@ def parse_ollama_host(value):
     """Parse an OLLAMA_HOST value into ``(host, port)`` the way Ollama 0.32 does.
 
     The form is ``[scheme://]host[:port][/path]``. Without a port, ``http://`` means 80,
-    ``https://`` 443 and a bare host 11434. An empty value means ``127.0.0.1:11434``.
+    ``https://`` 443 and a bare host 11434. An empty value means ``127.0.0.1:11434``, and an
+    empty host before a port means every interface.
     """
     value = (value or "").strip().strip("\"'")
     default_port = DEFAULT_PORT
@@ -103,7 +104,8 @@ def parse_ollama_host(value):
         host, port_text = value, ""
 
     if not host:
-        host = "127.0.0.1"
+        # Like Go's net.Listen, ":11434" means every interface.
+        host = "0.0.0.0"
     try:
         port = int(port_text) if port_text else default_port
     except ValueError:
