@@ -58,7 +58,6 @@ class EdgePlan:
         self.default_zone = (params.get("zone") or "").rstrip(".").lower() or None
         self.service_tokens = params.get("service_tokens") or []
         self.tunnels = params.get("tunnels") or []
-        self.service_token_ids = params.get("service_token_ids") or {}
         self.errors = []
         self.ingress = {}
         self.zones = set()
@@ -163,8 +162,6 @@ class EdgeReconciler:
         return outcome
 
     def _token_id(self, name, token_manager):
-        if name not in self.tokens and name in self.plan.service_token_ids:
-            return self.plan.service_token_ids[name]
         if name not in self.tokens:
             self.tokens[name] = token_view(token_manager.find(name))
         found = self.tokens[name]
@@ -243,3 +240,7 @@ class EdgeReconciler:
     @property
     def changed(self):
         return any(outcome.changed for outcome in self.outcomes)
+
+    def creates(self, kind):
+        """Tell whether the run creates an object of ``kind``."""
+        return any(outcome.kind == kind and outcome.action == "create" for outcome in self.outcomes)

@@ -20,8 +20,10 @@ description:
     M(homelab.edge.cloudflare_tunnel_ingress), M(homelab.edge.cloudflare_dns_record),
     M(homelab.edge.cloudflare_access_service_token), M(homelab.edge.cloudflare_access_policy),
     M(homelab.edge.cloudflare_access_application)), and pays Ansible's and the SDK's start-up cost once.
-  - The whole input is validated before the first API request. Objects that are not described are never
-    changed; in the default ingress mode, ingress rules for other hostnames of the same tunnel are kept.
+  - The whole input is validated before the first API request, and every object is read and its change
+    predicted before the first write, so that a failing lookup (a missing permission, an unknown zone, a DNS
+    record owned by something else) stops the run with nothing written. Objects that are not described are
+    never changed; in the default ingress mode, ingress rules for other hostnames of the same tunnel are kept.
 options:
   zone:
     description:
@@ -31,7 +33,7 @@ options:
     description:
       - Access service tokens to ensure, before the tunnels.
       - When this run creates a token, its client secret is returned in RV(service_token_secrets), and the task
-        must set C(no_log) set to V(true); otherwise the module fails before it creates anything.
+        must set C(no_log) to V(true); otherwise the module fails before it writes anything.
     type: list
     elements: dict
     default: []
@@ -124,12 +126,6 @@ options:
           firewall:
             description: Accepted for the data model and not applied by this module.
             type: dict
-  service_token_ids:
-    description:
-      - Ids of service tokens that an earlier task already looked up, by token name, as returned in
-        RV(service_tokens). Services that name these tokens need no lookup request.
-    type: dict
-    default: {}
 extends_documentation_fragment:
   - homelab.edge.cloudflare
   - homelab.edge.cloudflare.account
@@ -250,7 +246,6 @@ def main():
             zone=dict(type="str"),
             service_tokens=dict(type="list", elements="dict", default=[], options=TOKEN_SPEC, no_log=False),
             tunnels=dict(type="list", elements="dict", default=[], options=TUNNEL_SPEC),
-            service_token_ids=dict(type="dict", default={}, no_log=False),
         ),
         supports_check_mode=True,
     )
@@ -258,11 +253,16 @@ def main():
     if plan.errors:
         module.fail_json(msg="The edge description is invalid, so nothing was sent to Cloudflare: "
                              + " ".join(plan.errors), errors=plan.errors)
-    if plan.service_tokens and not module.check_mode and not module.no_log:
-        # Creating a token returns its only copy of the secret; it must not reach the output.
-        module.require_no_log("Managing service tokens")
     try:
-        reconciler = EdgeReconciler(module.api, plan, module.check_mode).run()
+        # Read everything and predict the changes first, so that a lookup that fails (a missing
+        # permission, an unknown zone, a record owned by something else) stops the run before
+        # the first write. Without changes, the prediction is the result.
+        reconciler = EdgeReconciler(module.api, plan, check_mode=True).run()
+        if reconciler.changed and not module.check_mode:
+            if reconciler.creates("service_token") and not module.no_log:
+                # A created token returns the only copy of its secret; it must not reach the output.
+                module.require_no_log("Creating service tokens")
+            reconciler = EdgeReconciler(module.api, plan, check_mode=False).run()
     except CloudflareError as exc:
         module.fail_with(exc)
     for warning in reconciler.warnings:
