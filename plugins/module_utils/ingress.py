@@ -242,7 +242,7 @@ def _duration_seconds(value, prefix, key):
         nanoseconds = parse_go_duration(value.strip())
     except ValueError:
         fix = "a Go duration string such as 30s or 1m30s"
-        if value.strip().isdigit():
+        if re.match(r"^[0-9]+$", value.strip()):
             fix = "%ss, or the integer %s without quotes" % (value.strip(), value.strip())
         raise IngressError(
             "%s: originRequest.%s has the invalid duration %r. Use %s."
@@ -630,7 +630,7 @@ def _check_service(service, prefix):
         return
     if service.startswith(HTTP_STATUS_PREFIX):
         code = service[len(HTTP_STATUS_PREFIX):]
-        if not code.isdigit() or not HTTP_STATUS_MIN <= int(code) <= HTTP_STATUS_MAX:
+        if not re.match(r"^[0-9]+$", code) or not HTTP_STATUS_MIN <= int(code) <= HTTP_STATUS_MAX:
             raise IngressError(
                 "%s: service %r has an invalid HTTP status code: %s. Use a code from %d to %d, "
                 "for example http_status:404." % (prefix, service, code, HTTP_STATUS_MIN, HTTP_STATUS_MAX)

@@ -782,7 +782,7 @@ def test_merge_same_hostname_other_path_is_new_rule():
 
     merged, changes = merge_ingress(CURRENT, desired, "merge")
 
-    assert [rule_key for rule_key in ((r.get("hostname", ""), r.get("path", "")) for r in merged)] == [
+    assert [(rule.get("hostname", ""), rule.get("path", "")) for rule in merged] == [
         ("a.example.com", ""), ("b.example.com", ""), ("c.example.com", ""), ("a.example.com", "^/api/"), ("", "")
     ]
     assert changes[0] == {"change": "added", "hostname": "a.example.com", "path": "^/api/"}
