@@ -359,6 +359,12 @@ BAD_CASES = [
         ["invalid HTTP status code: abc"],
     ),
     (
+        "http status with non-ASCII digits",
+        [{"service": u"http_status:\u0664\u0660\u0664"}],
+        1,
+        ["invalid HTTP status code"],
+    ),
+    (
         "unix without socket path",
         rules({"hostname": "a.example.com", "service": "unix:"}),
         1,
@@ -381,6 +387,12 @@ BAD_CASES = [
         rules({"hostname": "a.example.com", "path": r"^/(a)\1", "service": "http://127.0.0.1:1"}),
         1,
         ["invalid regex", "backreferences"],
+    ),
+    (
+        "nested repetition rejected as RE2 does",
+        rules({"hostname": "a.example.com", "path": "^/a*+", "service": "http://127.0.0.1:1"}),
+        1,
+        ["invalid regex", "nested repetition"],
     ),
     (
         "mistyped originRequest key",
