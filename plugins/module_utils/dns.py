@@ -113,8 +113,11 @@ class DnsManager:
                 return Outcome("dns_record", label, "update", before=before, after=wanted, result=wanted)
             body = {
                 "name": name, "type": record_type, "content": wanted["content"], "proxied": wanted["proxied"],
-                "ttl": wanted["ttl"] or 1, "comment": wanted["comment"], "tags": current.get("tags") or [],
+                "ttl": wanted["ttl"] or 1, "tags": current.get("tags") or [],
             }
+            # PUT replaces the record; a comment that is not sent is removed.
+            if wanted["comment"] is not None:
+                body["comment"] = wanted["comment"]
             updated = self.api.result("PUT", "%s/%s" % (self.base, current["id"]), "update DNS record %s" % label,
                                       body=body)
             return Outcome("dns_record", label, "update", before=before, after=record_view(updated), result=updated)
