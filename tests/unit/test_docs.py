@@ -172,8 +172,11 @@ def read_argument_specs(role):
     for file_name in ("argument_specs.yml", "argument_specs.yaml", "main.yml", "main.yaml"):
         path = meta_dir / file_name
         if path.is_file():
-            content = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-            if "argument_specs" in content:
+            try:
+                content = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            except yaml.YAMLError as error:
+                pytest.fail(f"roles/{role}/meta/{file_name} is not valid YAML: {error}", pytrace=False)
+            if isinstance(content, dict) and "argument_specs" in content:
                 return content["argument_specs"]
     return None
 
