@@ -1092,7 +1092,7 @@ class CloudflareApp(EmulatorApp):
             if field == "name":
                 operator = operator or "exact"
                 if operator == "exact":
-                    exact_names.append(fqdn(value, zone["name"]).lower())
+                    exact_names.append(value.lower())
                 checks.append(lambda r, o=operator, v=value: string_filter_matches(r["name"], o, v))
             elif field == "content":
                 checks.append(lambda r, o=operator or "exact", v=value: string_filter_matches(r.get("content"), o, v))
@@ -1465,7 +1465,6 @@ class CloudflareApp(EmulatorApp):
             "expires_at": token["expires_at"],
             "created_at": token["created_at"],
             "updated_at": token["updated_at"],
-            "client_secret_version": token["client_secret_version"],
         }
 
     def _service_token(self, account: dict[str, Any], token_id: str) -> dict[str, Any]:
