@@ -7,6 +7,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import datetime
 import re
 
 from ansible_collections.homelab.edge.plugins.module_utils.cloudflare_api import CloudflareError
@@ -45,6 +46,36 @@ def same_duration(left, right):
         return duration_seconds(left) == duration_seconds(right)
     except ValueError:
         return str(left) == str(right)
+
+
+def utc_now():
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+def format_time(moment):
+    """Return an RFC 3339 UTC time as the Access API writes it."""
+    return moment.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(text):
+    """Parse an RFC 3339 time such as 2027-01-01T00:00:00Z or with a fraction and offset."""
+    value = text.strip()
+    if value.endswith("Z"):
+        value = value[:-1] + "+00:00"
+    match = re.match(r"^(.*T\d{2}:\d{2}:\d{2})(\.\d+)?([+-]\d{2}:\d{2})$", value)
+    if match:
+        fraction = (match.group(2) or "")[:7].ljust(7, "0") if match.group(2) else ""
+        value = match.group(1) + fraction + match.group(3)
+    return datetime.datetime.fromisoformat(value)
+
+
+def days_left(token, now=None):
+    """Return the whole days until ``expires_at``, negative once expired, or None for no expiry."""
+    expires_at = (token or {}).get("expires_at")
+    if not expires_at:
+        return None
+    delta = parse_time(expires_at) - (now or utc_now())
+    return int(delta.total_seconds() // 86400)
 
 
 def token_view(token):
@@ -119,6 +150,54 @@ class ServiceTokenManager:
                                   body={"name": name, "duration": duration})
         return Outcome("service_token", name, "update", before=before, after=token_view(updated),
                        result=token_view(updated))
+
+    def rotate(self, current, grace_seconds):
+        """Give the token a new client secret; the previous one keeps working for ``grace_seconds``.
+
+        The new secret is in the outcome's ``secrets``. A grace of 0 revokes the previous secret at once.
+        """
+        name = current["name"]
+        before = token_view(current)
+        body = {}
+        previous_expires_at = None
+        if grace_seconds:
+            previous_expires_at = format_time(utc_now() + datetime.timedelta(seconds=grace_seconds))
+            body["previous_client_secret_expires_at"] = previous_expires_at
+        after = dict(before, previous_client_secret_expires_at=previous_expires_at or "now")
+        if self.check_mode:
+            return Outcome("service_token", name, "rotate", before=before, after=after, result=after)
+        # Never sent twice: a second rotation would end the grace period of the first.
+        rotated = self.api.result("POST", "%s/%s/rotate" % (self.base, current["id"]),
+                                  "rotate the client secret of service token '%s'" % name, body=body,
+                                  retry_writes=False)
+        result = dict(token_view(rotated), previous_client_secret_expires_at=previous_expires_at)
+        secret = rotated.get("client_secret")
+        return Outcome("service_token", name, "rotate", before=before, after=result, result=result,
+                       secrets={"client_secret": secret} if secret else {})
+
+    def refresh(self, current):
+        """Extend the token's expiry by its duration; the client secret stays the same."""
+        name = current["name"]
+        before = token_view(current)
+        if self.check_mode:
+            return Outcome("service_token", name, "refresh", before=before, after=dict(before, expires_at="(extended)"),
+                           result=before)
+        refreshed = self.api.result("POST", "%s/%s/refresh" % (self.base, current["id"]),
+                                    "refresh the expiry of service token '%s'" % name)
+        return Outcome("service_token", name, "refresh", before=before, after=token_view(refreshed),
+                       result=token_view(refreshed))
+
+    def expire_previous_secret(self, current):
+        """End a rotation's grace period now, so that only the current client secret works."""
+        name = current["name"]
+        before = token_view(current)
+        now = format_time(utc_now())
+        after = dict(before, previous_client_secret_expires_at=now)
+        if not self.check_mode:
+            self.api.result("PUT", "%s/%s" % (self.base, current["id"]),
+                            "end the grace period of service token '%s'" % name,
+                            body={"name": name, "previous_client_secret_expires_at": now})
+        return Outcome("service_token", name, "update", before=before, after=after, result=after)
 
     def ensure_absent(self, name, current=None):
         current = current or self.find(name)
