@@ -98,8 +98,8 @@ class EmulatorAdmin:
     ) -> dict[str, Any]:
         """Add a fault rule; `path` is a regular expression searched in the request path.
 
-        `kind` is ``status`` (answer with `status`, and ``Retry-After`` when `retry_after` is
-        set), ``delay`` (wait `delay` seconds, then answer normally) or ``reset`` (close the
+        `kind` is ``status`` (respond with `status`, and ``Retry-After`` when `retry_after` is
+        set), ``delay`` (wait `delay` seconds, then respond normally) or ``reset`` (close the
         connection without a response). `count` is how many requests it hits; None means all.
         """
         rule = {

@@ -48,8 +48,8 @@ plus:
 * ``POST /__emulator__/cloudflare/clock`` ``{"advance_seconds"}``: move the emulator's clock
   forward, for expiry and grace-period tests.
 
-State is kept in memory; with a state directory it is also written to ``cloudflare.json``
-there (mode 0600) after each successful write and read back on start. API tokens are not
+State is kept in memory. With a state directory, it is also written to ``cloudflare.json``
+there (mode 0600) after each successful write, and read back on start. API tokens are not
 part of the state: they always come from the seed. Service token client secrets are stored
 only as SHA-256 digests. Tunnel secrets are stored as given, because the token endpoint
 must return them.
@@ -510,6 +510,7 @@ class CloudflareApp(EmulatorApp):
                 if self.is_write(request) and status < 300:
                     self._persist()
         except ApiError as error:
+            LOG.info("%s %s failed with HTTP %s: %s", request.method, request.path, error.status, error.errors)
             return json_response(error.status, failure(error.errors))
         return json_response(status, body)
 
@@ -803,8 +804,8 @@ class CloudflareApp(EmulatorApp):
         for other in self.state["tunnels"].values():
             if other["account_id"] == account["id"] and other["name"] == name and other["deleted_at"] is None:
                 raise ApiError(409, TUNNEL_NAME_CONFLICT, "You already have a tunnel with this name.")
-        # NOTE: Cloudflare's own client reads an undocumented `token` field from this response;
-        # whether the API always sends it is unconfirmed, so it is left out here.
+        # NOTE: Cloudflare's own client reads an undocumented `token` field from this response.
+        # Whether the API always sends it is unconfirmed, so it is left out here.
         tunnel = {
             "id": str(uuid.uuid4()),
             "account_id": account["id"],
@@ -941,6 +942,7 @@ class CloudflareApp(EmulatorApp):
             if tunnel["deleted_at"] is not None:
                 return json_response(409, {"error": f"tunnel {tunnel['id']} has been deleted"})
             if not secrets.compare_digest(payload["s"], tunnel["secret"]):
+                LOG.warning("connector rejected for tunnel %s: wrong tunnel secret", tunnel["id"])
                 return json_response(403, {"error": f"wrong tunnel secret for tunnel {tunnel['id']}"})
             now = self.now_text()
             client_id = str(uuid.uuid4())
@@ -1039,7 +1041,7 @@ class CloudflareApp(EmulatorApp):
 
     def dns_view(self, record: dict[str, Any]) -> dict[str, Any]:
         view = copy.deepcopy(record)
-        # NOTE: whether Cloudflare sends "comment": null or leaves it out is unconfirmed; the
+        # NOTE: whether Cloudflare sends "comment": null or leaves it out is unconfirmed. The
         # 2024 schema does not allow null, so an absent comment is left out.
         if view.get("comment") is None:
             view.pop("comment", None)
@@ -1099,8 +1101,8 @@ class CloudflareApp(EmulatorApp):
             elif key == "type":
                 checks.append(lambda r, v=value.upper(): r["type"] == v)
             elif key == "proxied":
-                wanted = parse_bool(value, "proxied")
-                checks.append(lambda r, w=wanted: r.get("proxied") == w)
+                expected = parse_bool(value, "proxied")
+                checks.append(lambda r, e=expected: r.get("proxied") == e)
             elif field == "comment":
                 checks.append(self._presence_filter("comment", operator, value))
             elif field == "tag":

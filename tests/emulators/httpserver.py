@@ -6,7 +6,7 @@ what every emulator needs:
 
 * a request log (method, path, query, redacted JSON body, status, write flag, fault, schema
   violations), never containing header values;
-* fault injection: rules that match a method and a path regex and answer with an error status,
+* fault injection: rules that match a method and a path regex and respond with an error status,
   delay the request, or reset the connection, a given number of times;
 * admin routes under ``/__emulator__/`` that need no authentication:
 
@@ -65,7 +65,7 @@ REDACTED = "**REDACTED**"
 
 @dataclasses.dataclass
 class Request:
-    """One parsed HTTP request as an app sees it."""
+    """One parsed HTTP request, as passed to an app."""
 
     method: str
     path: str
@@ -117,7 +117,7 @@ class FaultRule:
 
     `kind` is one of:
 
-    * ``status``: answer with `status` (for example 429, 500, 502, 503) and the app's error
+    * ``status``: respond with `status` (for example 429, 500, 502, 503) and the app's error
       envelope; with `retry_after` set, also send ``Retry-After: <seconds>``;
     * ``delay``: sleep `delay` seconds, then handle the request normally;
     * ``reset``: close the connection without a response (the client sees a reset).
@@ -273,7 +273,7 @@ class EmulatorApp:
         return redact(body, self.secret_keys)
 
     def check_schema(self, request: Request, response: Response) -> list[str]:
-        """Return schema violations of an answered request; the base class checks nothing."""
+        """Return schema violations of a handled request and its response; the base class checks nothing."""
         return []
 
     def get_state(self) -> Any:

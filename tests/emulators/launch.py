@@ -99,10 +99,15 @@ def stop_all(servers: list[Any]) -> None:
             LOG.exception("failed to stop emulator %r", server)
 
 
-def wait_for_signal() -> None:
+def install_stop_handlers() -> threading.Event:
+    """Return an event that SIGTERM and SIGINT set; install it before announcing readiness."""
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda number, frame: stop.set())
+    return stop
+
+
+def wait_for(stop: threading.Event) -> None:
     while not stop.wait(3600):
         pass
 
@@ -114,11 +119,12 @@ def write_info(state_dir: pathlib.Path, info: dict[str, Any]) -> None:
 
 
 def run_foreground(seed: dict[str, Any], state_dir: pathlib.Path, host: str) -> int:
+    stop = install_stop_handlers()
     servers, info = start_all(seed, state_dir, host)
     try:
         write_info(state_dir, info)
         print(json.dumps(info), flush=True)
-        wait_for_signal()
+        wait_for(stop)
     finally:
         stop_all(servers)
         LOG.info("emulators stopped")
@@ -146,6 +152,7 @@ def run_daemon(seed: dict[str, Any], state_dir: pathlib.Path, host: str) -> int:
     os.dup2(devnull, 0)
     os.dup2(log_descriptor, 1)
     os.dup2(log_descriptor, 2)
+    stop = install_stop_handlers()
     pipe = os.fdopen(write_end, "w")
     try:
         servers, info = start_all(seed, state_dir, host)
@@ -159,7 +166,7 @@ def run_daemon(seed: dict[str, Any], state_dir: pathlib.Path, host: str) -> int:
     pipe.write(json.dumps(info))
     pipe.close()
     try:
-        wait_for_signal()
+        wait_for(stop)
     finally:
         stop_all(servers)
         (state_dir / PID_FILE).unlink(missing_ok=True)

@@ -63,7 +63,7 @@ class Deviation:
 
 # Every exemption from the schema check, in one place. Keep the list short: a new entry
 # needs a source for the newer behaviour (SDK 5.9 types, Cloudflare's own clients, or a
-# live response), and an entry whose reason no longer holds should be removed.
+# live response), and an entry whose reason no longer applies should be removed.
 DEVIATIONS: tuple[Deviation, ...] = (
     Deviation(
         "*",
