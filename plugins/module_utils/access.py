@@ -226,6 +226,13 @@ def policy_view(policy):
     }
 
 
+def _same_session(before, wanted):
+    """Compare session durations; one the user did not set always matches. Access defaults to 24h."""
+    if not wanted.get("session_duration"):
+        return True
+    return same_duration(before.get("session_duration") or "24h", wanted["session_duration"])
+
+
 def _rule_set(rules):
     """Return Access rules in an order-insensitive comparable form."""
     return sorted(canonical(rule) for rule in rules or [])
@@ -320,10 +327,7 @@ class PolicyManager:
         for key in ("include", "exclude", "require"):
             if _rule_set(before[key]) != _rule_set(wanted[key]):
                 return False
-        if wanted.get("session_duration") and not same_duration(before.get("session_duration") or "24h",
-                                                                 wanted["session_duration"]):
-            return False
-        return True
+        return _same_session(before, wanted)
 
     def _remember(self, policy):
         if self._all is not None and policy:
@@ -446,10 +450,7 @@ class ApplicationManager:
         for key in ("name", "domain", "service_auth_401_redirect", "app_launcher_visible"):
             if before.get(key) != wanted.get(key):
                 return False
-        if wanted.get("session_duration") and not same_duration(before.get("session_duration") or "24h",
-                                                                 wanted["session_duration"]):
-            return False
-        return True
+        return _same_session(before, wanted)
 
     def ensure_absent(self, domain):
         current = self.find(domain)

@@ -25,7 +25,6 @@ from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_requ
 
 try:
     import cloudflare
-    import httpx
 except ImportError:
     HAS_CLOUDFLARE = False
     CLOUDFLARE_IMPORT_ERROR = traceback.format_exc()
@@ -144,7 +143,7 @@ class CloudflareAPI:
         self._client = cloudflare.Cloudflare(
             api_token=api_token,
             base_url=self.base_url,
-            timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
+            timeout=cloudflare.Timeout(timeout, connect=min(timeout, 10.0)),
             max_retries=0,
             default_headers=headers,
             http_client=cloudflare.DefaultHttpxClient(verify=validate_certs),

@@ -73,10 +73,13 @@ extends_documentation_fragment:
   - homelab.edge.cloudflare.account
 attributes:
   check_mode:
+    description: In check mode the module predicts its result and sends no write request.
     support: full
   diff_mode:
+    description: In diff mode the module returns the object before and after the change.
     support: full
   action_group:
+    description: The module belongs to the C(homelab.edge.cloudflare) group, so C(module_defaults) can set its connection options.
     support: full
     membership: [homelab.edge.cloudflare]
 notes:
@@ -84,7 +87,7 @@ notes:
   - "API token permission: Account, Access: Apps and Policies, Edit; and Access: Service Tokens, Read when
     O(service_tokens) are given by name."
 author:
-  - homelab.edge contributors
+  - homelab.edge contributors (@homelab-edge)
 """
 
 EXAMPLES = r"""

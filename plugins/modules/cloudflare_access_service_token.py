@@ -81,11 +81,14 @@ extends_documentation_fragment:
   - homelab.edge.cloudflare.account
 attributes:
   check_mode:
+    description: In check mode the module predicts its result and sends no write request.
     support: full
   diff_mode:
+    description: In diff mode the module returns the object before and after the change.
     support: full
     details: The diff shows the name, client id, duration and expiry, never the client secret.
   action_group:
+    description: The module belongs to the C(homelab.edge.cloudflare) group, so C(module_defaults) can set its connection options.
     support: full
     membership: [homelab.edge.cloudflare]
 notes:
@@ -94,7 +97,7 @@ notes:
     fails before it creates anything, so that the secret can neither leak into the output nor be lost.
   - "API token permission: Account, Access: Service Tokens, Edit."
 author:
-  - homelab.edge contributors
+  - homelab.edge contributors (@homelab-edge)
 """
 
 EXAMPLES = r"""

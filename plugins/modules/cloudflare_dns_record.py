@@ -72,16 +72,19 @@ extends_documentation_fragment:
   - homelab.edge.cloudflare.zone
 attributes:
   check_mode:
+    description: In check mode the module predicts its result and sends no write request.
     support: full
   diff_mode:
+    description: In diff mode the module returns the object before and after the change.
     support: full
   action_group:
+    description: The module belongs to the C(homelab.edge.cloudflare) group, so C(module_defaults) can set its connection options.
     support: full
     membership: [homelab.edge.cloudflare]
 notes:
   - "API token permissions: Zone, DNS, Edit; and Account, Cloudflare Tunnel, Read when O(tunnel) is a name."
 author:
-  - homelab.edge contributors
+  - homelab.edge contributors (@homelab-edge)
 """
 
 EXAMPLES = r"""

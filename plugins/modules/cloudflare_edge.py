@@ -131,19 +131,22 @@ extends_documentation_fragment:
   - homelab.edge.cloudflare.account
 attributes:
   check_mode:
+    description: In check mode the module predicts its result and sends no write request.
     support: full
     details: Objects that would be created get placeholder ids such as C(<id of tunnel home>) in the diff.
   diff_mode:
+    description: In diff mode the module returns the object before and after the change.
     support: full
     details: One diff for the whole edge, keyed by object; only objects that change appear. Secrets never appear.
   action_group:
+    description: The module belongs to the C(homelab.edge.cloudflare) group, so C(module_defaults) can set its connection options.
     support: full
     membership: [homelab.edge.cloudflare]
 notes:
   - "API token permissions: Account Settings Read (unless O(account) is an id), Zone Read, DNS Edit, Cloudflare
     Tunnel Edit, Access: Apps and Policies Edit, Access: Service Tokens Edit."
 author:
-  - homelab.edge contributors
+  - homelab.edge contributors (@homelab-edge)
 """
 
 EXAMPLES = r"""

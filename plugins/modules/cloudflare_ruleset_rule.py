@@ -109,14 +109,14 @@ extends_documentation_fragment:
   - homelab.edge.cloudflare.zone
 attributes:
   check_mode:
-    description: Can run in check mode and return changed status prediction without modifying target.
+    description: In check mode the module predicts its result and sends no write request.
     support: full
   diff_mode:
-    description: Returns details on what has changed, or would change in check mode, when in diff mode.
+    description: In diff mode the module returns the object before and after the change.
     support: full
     details: The diff shows this rule before and after; the zone's other rules are not shown.
   action_group:
-    description: Use C(group/homelab.edge.cloudflare) in C(module_defaults) to set defaults for this module.
+    description: The module belongs to the C(homelab.edge.cloudflare) group, so C(module_defaults) can set its connection options.
     support: full
     membership: [homelab.edge.cloudflare]
 notes:

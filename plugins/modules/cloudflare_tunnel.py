@@ -49,11 +49,14 @@ extends_documentation_fragment:
   - homelab.edge.cloudflare.account
 attributes:
   check_mode:
+    description: In check mode the module predicts its result and sends no write request.
     support: full
     details: Predicts the change without a write request. No token is returned for a tunnel that does not exist yet.
   diff_mode:
+    description: In diff mode the module returns the object before and after the change.
     support: full
   action_group:
+    description: The module belongs to the C(homelab.edge.cloudflare) group, so C(module_defaults) can set its connection options.
     support: full
     membership: [homelab.edge.cloudflare]
 notes:
@@ -63,7 +66,7 @@ notes:
     M(homelab.edge.cloudflare_dns_record) first.
   - "API token permission: Account, Cloudflare Tunnel, Edit (Read for O(state=present) on an existing tunnel)."
 author:
-  - homelab.edge contributors
+  - homelab.edge contributors (@homelab-edge)
 """
 
 EXAMPLES = r"""

@@ -29,18 +29,21 @@ extends_documentation_fragment:
   - homelab.edge.cloudflare.account
 attributes:
   check_mode:
+    description: In check mode the module predicts its result and sends no write request.
     support: full
     details: This module never changes anything.
   diff_mode:
+    description: In diff mode the module returns the object before and after the change.
     support: none
   action_group:
+    description: The module belongs to the C(homelab.edge.cloudflare) group, so C(module_defaults) can set its connection options.
     support: full
     membership: [homelab.edge.cloudflare]
 notes:
   - Never returns a tunnel token; use M(homelab.edge.cloudflare_tunnel) with O(homelab.edge.cloudflare_tunnel#module:return_token=true).
   - "API token permission: Account, Cloudflare Tunnel, Read."
 author:
-  - homelab.edge contributors
+  - homelab.edge contributors (@homelab-edge)
 """
 
 EXAMPLES = r"""
