@@ -555,7 +555,16 @@ class AzureApp(EmulatorApp):
         return {"value": items, "nextLink": None}
 
 
-def start(seed_section: dict, state_dir: pathlib.Path, host: str = "127.0.0.1") -> tuple[EmulatorServer, dict]:
+class TlsEmulatorServer(EmulatorServer):
+    """``EmulatorServer`` whose socket start() wraps in TLS, so its URL is https."""
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"https://{host}:{self.port}"
+
+
+def start(seed_section: dict, state_dir: pathlib.Path, host: str = "127.0.0.1") -> tuple[TlsEmulatorServer, dict]:
     """Start the emulator on an ephemeral HTTPS port of ``host`` and serve it from a daemon thread.
 
     The returned info dict contains ``base_url`` (ARM endpoint), ``authority_host`` (the Entra
@@ -565,14 +574,12 @@ def start(seed_section: dict, state_dir: pathlib.Path, host: str = "127.0.0.1") 
     """
     state_dir = pathlib.Path(state_dir)
     certificate = ensure_server_certificate(state_dir / "azure_tls")
-    server = EmulatorServer((host, 0), AzureApp(seed_section or {}))
+    server = TlsEmulatorServer((host, 0), AzureApp(seed_section or {}))
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(certificate.cert_path, certificate.key_path)
     # The handshake runs in the request thread, so one stalled client cannot block accept().
     server.socket = context.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
     server.start_in_thread()
 
-    url_host = f"[{host}]" if ":" in host else host
-    base_url = f"https://{url_host}:{server.port}"
-    info = {"base_url": base_url, "authority_host": base_url, "ca_path": str(certificate.ca_path)}
+    info = {"base_url": server.url, "authority_host": server.url, "ca_path": str(certificate.ca_path)}
     return server, info
