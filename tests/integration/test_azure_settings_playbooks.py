@@ -457,7 +457,7 @@ def test_info_values_require_no_log(azure):
 # The azure_app_settings role through playbooks/consumers.yml
 
 
-def role_playbook(azure, tokens, credentials_expression):
+def role_playbook(azure, tokens, credentials_expression, fact="edge_service_token_credentials"):
     """Write the data model to a vars file and return a playbook that sets the credentials fact and runs the role."""
     model = {
         "edge_tunnels": [
@@ -479,7 +479,7 @@ def role_playbook(azure, tokens, credentials_expression):
           tasks:
             - name: Stand in for the Cloudflare play's in-memory credentials
               ansible.builtin.set_fact:
-                edge_service_token_credentials: {credentials_expression}
+                {fact}: {credentials_expression}
               no_log: true
 
         - ansible.builtin.import_playbook: {REPO_ROOT / 'playbooks' / 'consumers.yml'}
@@ -541,12 +541,13 @@ def test_role_writes_every_consumer(azure):
     assert restarts(azure, slot="staging") == 1
 
 
-def test_role_without_secret_keeps_old_secret(azure):
+@pytest.mark.parametrize("fact", ["cloudflare_edge_credentials", "edge_service_token_credentials"])
+def test_role_without_secret_keeps_old_secret(azure, fact):
     token = {
         "name": "azure-backend",
         "consumers": [{"azure_webapp": {"subscription_id": SUBSCRIPTION, "resource_group": GROUP, "name": "other-web"}}],
     }
-    result = run_role(azure, role_playbook(azure, [token], WITHOUT_SECRET))
+    result = run_role(azure, role_playbook(azure, [token], WITHOUT_SECRET, fact=fact))
     assert result.returncode == 0, result.output
     assert settings(azure, name="other-web") == {
         "CF_ACCESS_CLIENT_SECRET": OLD_TOKEN_SECRET,
