@@ -1564,6 +1564,13 @@ class CloudflareApp(EmulatorApp):
             # because there is no other way to learn it.
             token["client_secret_version"] = int(version)
             new_secret = self._new_secret(token, self._parse_expiry_time(body))
+        elif "previous_client_secret_expires_at" in body:
+            # Without a rotation, the field moves the end of the running grace period (for
+            # example to now, which ends it). NOTE: unconfirmed against the live API; the
+            # API documents the field on update without saying what it does there.
+            expires_at = self._parse_expiry_time(body)
+            for entry in token["secrets"][1:]:
+                entry["expires_at"] = expires_at
         token["updated_at"] = format_time(now)
         view = self.service_token_view(token)
         if new_secret is not None:
