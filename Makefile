@@ -9,7 +9,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export NO_PROXY := 127.0.0.1,localhost,::1
 export no_proxy := 127.0.0.1,localhost,::1
 
-.PHONY: bootstrap demo test test-unit test-integration lint bench clean
+.PHONY: bootstrap demo test test-unit test-integration lint bench changelog build clean
 
 bootstrap:
 	@scripts/bootstrap
@@ -30,6 +30,16 @@ lint: bootstrap
 
 bench: bootstrap
 	@scripts/bench
+
+# Record the fragments in changelogs/fragments under the version in galaxy.yml and write CHANGELOG.rst.
+# Run it again after adding a fragment while that version is not yet published.
+changelog: bootstrap
+	$(VENV)/bin/antsibull-changelog release --update-existing --refresh-fragments --reload-plugins
+
+# The collection tarball that Galaxy and `ansible-galaxy collection install` take, in .run/dist.
+build: bootstrap
+	mkdir -p .run/dist
+	$(VENV)/bin/ansible-galaxy collection build --force --output-path .run/dist
 
 clean:
 	rm -rf .run tests/output .ansible
