@@ -79,9 +79,11 @@ options:
     default: false
 attributes:
   check_mode:
+    description: Can run in check mode and return the change it would make without making it.
     support: full
     details: In check mode the module reads the settings, reports what would change, and sends no update.
   diff_mode:
+    description: Returns the setting names before and after the change when diff mode is on.
     support: full
     details: The diff lists setting names and slot setting names. Every value is shown as a placeholder.
 notes:
@@ -98,7 +100,7 @@ notes:
 seealso:
   - module: homelab.edge.azure_webapp_settings_info
 author:
-  - homelab.edge maintainers
+  - homelab.edge contributors (@homelab-edge)
 """
 
 EXAMPLES = r"""

@@ -47,17 +47,20 @@ options:
     default: false
 attributes:
   check_mode:
+    description: Can run in check mode.
     support: full
     details: The module only reads, so it runs the same in check mode.
   diff_mode:
+    description: Would return a diff in diff mode.
     support: none
+    details: The module changes nothing, so it has no diff.
 notes:
   - Reading setting names needs the same C(Microsoft.Web/sites/config/list/action) permission as reading values,
     because Azure returns both in one call. The Reader role is not enough.
 seealso:
   - module: homelab.edge.azure_webapp_settings
 author:
-  - homelab.edge maintainers
+  - homelab.edge contributors (@homelab-edge)
 """
 
 EXAMPLES = r"""
