@@ -63,8 +63,8 @@ attributes:
 notes:
   - The module runs on the host that can reach O(host). For an Ollama bound to loopback that
     is the Ollama host itself, so do not delegate the task to the controller.
-  - Ollama reports a failed pull as a final C({"error": ...}) line while the HTTP status is
-    already 200. The module checks every line and fails on such a line.
+  - 'Ollama reports a failed pull as a final C({"error": ...}) line while the HTTP status is
+    already 200. The module checks every line and fails on such a line.'
   - Pulling a model that is already present is skipped, so a present model is never updated.
     Delete it first to fetch a newer version under the same tag.
 author:
