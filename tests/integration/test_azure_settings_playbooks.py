@@ -22,6 +22,7 @@ REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO_ROOT / "tests" / "emulators"))
 
 import azure_arm  # noqa: E402
+from httpserver import FaultRule  # noqa: E402
 
 VENV_PYTHON = REPO_ROOT / ".venv" / "bin" / "python"
 ANSIBLE_PLAYBOOK = REPO_ROOT / ".venv" / "bin" / "ansible-playbook"
@@ -337,6 +338,18 @@ def test_key_vault_reference_status(azure):
     assert len(operations) == 1
 
 
+def test_throttled_write_is_retried(azure):
+    azure.server.faults.add(
+        FaultRule(method="PUT", path_regex=r"/config/appsettings$", kind="status", status=429, retry_after=0, count=1)
+    )
+    result = azure.task(MERGE_ARGS)
+    assert result.returncode == 0, result.output
+    puts = azure.settings_puts()
+    assert [entry["fault"] for entry in puts] == ["status", None]
+    assert settings(azure)["FEATURE_VALUE"] == MANAGED_VALUE
+    assert restarts(azure) == 1
+
+
 # Errors: a clear message and no write
 
 
@@ -558,6 +571,16 @@ def test_role_without_secret_keeps_old_secret(azure, fact):
     message = " ".join(result.output.split())
     assert "The client secret of service token azure-backend is not known in this run" in message
     assert "rotate the service token" in message
+
+
+def test_role_check_mode_writes_nothing(azure):
+    checked = azure.playbook(
+        role_playbook(azure, [BACKEND_TOKEN], WITH_SECRET), "-e", f"@{azure.workdir / 'model.yml'}", "--check"
+    )
+    assert checked.returncode == 0, checked.output
+    assert "added CF_ACCESS_CLIENT_ID, CF_ACCESS_CLIENT_SECRET, EDGE_SERVICE_URL" in checked.output
+    assert azure.writes() == []
+    assert settings(azure) == UNMANAGED
 
 
 ROLE_ERROR_CASES = {
