@@ -36,10 +36,10 @@ bench: bootstrap
 changelog: bootstrap
 	$(VENV)/bin/antsibull-changelog release --update-existing --refresh-fragments --reload-plugins
 
-# The collection tarball that Galaxy and `ansible-galaxy collection install` take, in .run/dist.
+# The collection tarball, homelab-edge-<version>.tar.gz in this directory, for Galaxy,
+# `ansible-galaxy collection install` and execution-environment.yml.
 build: bootstrap
-	mkdir -p .run/dist
-	$(VENV)/bin/ansible-galaxy collection build --force --output-path .run/dist
+	$(VENV)/bin/ansible-galaxy collection build --force
 
 clean:
 	rm -rf .run tests/output .ansible
