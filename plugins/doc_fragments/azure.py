@@ -21,23 +21,22 @@ options:
   client_id:
     description:
       - Application (client) ID of the service principal to authenticate as.
-      - Set O(client_id), O(secret) and O(tenant) together, or none of them. With none of them the module
-        uses the C(DefaultAzureCredential) chain of azure-identity, which tries, in order, the environment
-        (E(AZURE_CLIENT_ID), E(AZURE_CLIENT_SECRET), E(AZURE_TENANT_ID), or a certificate), workload
-        identity, managed identity, and then developer logins such as the Azure CLI (C(az login)).
-      - If not set, the value of the E(AZURE_CLIENT_ID) environment variable is used, which also selects
-        the explicit service principal path.
+      - Set O(client_id), O(secret) and O(tenant) together, or none of them.
+      - With none of them, the module uses azure.azcollection's environment variables E(AZURE_CLIENT_ID),
+        E(AZURE_SECRET) and E(AZURE_TENANT) when all three are set. Otherwise it uses the C(DefaultAzureCredential)
+        chain of azure-identity. That chain tries, in order, the environment (E(AZURE_CLIENT_ID),
+        E(AZURE_CLIENT_SECRET) and E(AZURE_TENANT_ID), or a certificate), workload identity, managed identity
+        (E(AZURE_CLIENT_ID) selects a user-assigned identity), and then developer logins such as the Azure CLI
+        (C(az login)).
     type: str
   secret:
     description:
       - Client secret of the service principal.
-      - If not set, the value of E(AZURE_SECRET) or E(AZURE_CLIENT_SECRET) is used.
       - The secret is never logged or returned.
     type: str
   tenant:
     description:
       - Directory (tenant) ID or domain of the service principal.
-      - If not set, the value of E(AZURE_TENANT) or E(AZURE_TENANT_ID) is used.
     type: str
   cloud_environment:
     description:

@@ -4,8 +4,8 @@
 """Azure access shared by the homelab.edge Azure modules.
 
 It builds an azure-identity credential (an explicit service principal, or the
-DefaultAzureCredential chain), a ``WebSiteManagementClient`` pointed at the chosen cloud or at
-an overridden endpoint, and turns the SDK's exceptions into one message that names the failed
+DefaultAzureCredential chain) and a ``WebSiteManagementClient`` pointed at the chosen cloud or
+at an overridden endpoint. It turns the SDK's exceptions into one message that names the failed
 operation, the resource, Azure's error code and what to do next.
 """
 
@@ -14,6 +14,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import logging
+import os
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
@@ -50,9 +51,11 @@ KNOWN_AUTHORITY_HOSTS = frozenset(cloud["authority_host"] for cloud in CLOUD_END
 
 AZURE_AUTH_ARGUMENT_SPEC = dict(
     subscription_id=dict(type="str", fallback=(env_fallback, ["AZURE_SUBSCRIPTION_ID"])),
-    client_id=dict(type="str", fallback=(env_fallback, ["AZURE_CLIENT_ID"])),
-    secret=dict(type="str", no_log=True, fallback=(env_fallback, ["AZURE_SECRET", "AZURE_CLIENT_SECRET"])),
-    tenant=dict(type="str", fallback=(env_fallback, ["AZURE_TENANT", "AZURE_TENANT_ID"])),
+    # No environment fallback here: AZURE_CLIENT_ID and AZURE_TENANT_ID also configure certificate,
+    # workload identity and user-assigned managed identity logins, which DefaultAzureCredential reads.
+    client_id=dict(type="str"),
+    secret=dict(type="str", no_log=True),
+    tenant=dict(type="str"),
     cloud_environment=dict(
         type="str",
         default="AzureCloud",
@@ -115,13 +118,28 @@ class AzureClientFactory(object):
         # azure-mgmt-web does by default.
         self.credential_scope = cloud["resource_manager"] + "/.default"
         self.subscription_id = params.get("subscription_id")
-        self.client_id = params.get("client_id")
-        self.tenant = params.get("tenant")
+        self.client_id, self.secret, self.tenant = self._explicit_principal(params)
         self.transport_options = dict(
             retry_total=params["max_retries"],
             connection_timeout=params["timeout"],
             read_timeout=params["timeout"],
         )
+
+    @staticmethod
+    def _explicit_principal(params):
+        """Return (client_id, secret, tenant) from the options, else from azure.azcollection's variables.
+
+        azure.azcollection reads AZURE_CLIENT_ID, AZURE_SECRET and AZURE_TENANT. When all three are set
+        they select a service principal here too. Otherwise all three are None and the module uses
+        DefaultAzureCredential, which reads AZURE_CLIENT_ID, AZURE_CLIENT_SECRET and AZURE_TENANT_ID.
+        """
+        given = (params.get("client_id"), params.get("secret"), params.get("tenant"))
+        if any(given):
+            return given
+        from_environment = tuple(os.environ.get(name) for name in ("AZURE_CLIENT_ID", "AZURE_SECRET", "AZURE_TENANT"))
+        if all(from_environment):
+            return from_environment
+        return None, None, None
 
     def check_parameters(self):
         """Fail the module early when the authentication options are incomplete."""
@@ -134,14 +152,15 @@ class AzureClientFactory(object):
                 msg="Missing subscription_id: set the subscription_id option or the AZURE_SUBSCRIPTION_ID "
                 "environment variable to the subscription that contains the web app."
             )
-        explicit = dict(client_id=self.client_id, secret=self.module.params.get("secret"), tenant=self.tenant)
+        explicit = dict(client_id=self.client_id, secret=self.secret, tenant=self.tenant)
         given = sorted(name for name, value in explicit.items() if value)
         if given and len(given) < len(explicit):
             missing = sorted(set(explicit) - set(given))
             self.module.fail_json(
                 msg="Incomplete service principal: %s given but %s missing. Set all of client_id, secret "
-                "and tenant, or none of them to use the DefaultAzureCredential chain (environment, "
-                "managed identity, Azure CLI)." % (", ".join(given), ", ".join(missing))
+                "and tenant, or none of them to use the DefaultAzureCredential chain (AZURE_CLIENT_ID, "
+                "AZURE_CLIENT_SECRET and AZURE_TENANT_ID, workload identity, managed identity, Azure CLI)."
+                % (", ".join(given), ", ".join(missing))
             )
         if not self.base_url.startswith("https://") or not self.authority_host.startswith("https://"):
             self.module.fail_json(
@@ -157,7 +176,7 @@ class AzureClientFactory(object):
             # private or emulated authority host does not pass.
             options["disable_instance_discovery"] = True
         if self.client_id:
-            return ClientSecretCredential(self.tenant, self.client_id, self.module.params["secret"], **options)
+            return ClientSecretCredential(self.tenant, self.client_id, self.secret, **options)
         return DefaultAzureCredential(exclude_interactive_browser_credential=True, **options)
 
     def web_client(self):
@@ -175,8 +194,12 @@ class AzureClientFactory(object):
         )
 
     def describe_principal(self):
+        """Return a phrase naming the identity used, for error messages."""
         if self.client_id:
             return "service principal '%s' in tenant '%s'" % (self.client_id, self.tenant)
+        client_id = os.environ.get("AZURE_CLIENT_ID")
+        if client_id:
+            return "the DefaultAzureCredential chain (AZURE_CLIENT_ID '%s' from the environment)" % client_id
         return "the DefaultAzureCredential chain (environment, workload identity, managed identity, Azure CLI)"
 
 

@@ -48,10 +48,12 @@ from __future__ import annotations
 
 import copy
 import datetime
+import logging
 import pathlib
 import re
 import secrets
 import ssl
+import sys
 import urllib.parse
 import uuid
 from typing import Any
@@ -62,6 +64,8 @@ try:
 except ImportError:  # loaded as a top-level module with tests/emulators on sys.path
     from httpserver import REDACTED, EmulatorApp, EmulatorServer, Request, Response, json_response  # type: ignore[no-redef]
     from tls_certs import ensure_server_certificate  # type: ignore[no-redef]
+
+LOG = logging.getLogger(__name__)
 
 API_VERSION_REQUIRED = "api-version"
 TOKEN_LIFETIME_SECONDS = 3599
@@ -562,6 +566,14 @@ class TlsEmulatorServer(EmulatorServer):
     def url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"https://{host}:{self.port}"
+
+    def handle_error(self, request, client_address) -> None:
+        """Log a failed TLS handshake in one line; other errors keep the standard traceback."""
+        error = sys.exc_info()[1]
+        if isinstance(error, ssl.SSLError):
+            LOG.info("%s emulator: TLS handshake with %s failed: %s", self.app.name, client_address, error)
+            return
+        super().handle_error(request, client_address)
 
 
 def start(seed_section: dict, state_dir: pathlib.Path, host: str = "127.0.0.1") -> tuple[TlsEmulatorServer, dict]:

@@ -118,6 +118,7 @@ class AzureRun:
             TEST_TOKEN_CLIENT_ID=TOKEN_CLIENT_ID,
             TEST_TOKEN_SECRET=TOKEN_SECRET,
             TEST_MANAGED_VALUE=MANAGED_VALUE,
+            TEST_SP_SECRET=secret,
         )
         return env
 
@@ -393,6 +394,29 @@ def test_error_is_clear_without_write(azure, case):
     assert azure.writes() == []
     assert settings(azure) == UNMANAGED
     assert restarts(azure) == 0
+
+
+@pytest.mark.parametrize("secret, succeeds", [(WRITER_SECRET, True), ("wrong-secret-value", False)])
+def test_explicit_principal_options(azure, secret, succeeds):
+    env = azure.env(secret=secret)
+    for name in ("AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET", "AZURE_TENANT_ID"):
+        del env[name]
+    args = MERGE_ARGS + f"""
+    client_id: {WRITER_ID}
+    secret: "{{{{ lookup('env', 'TEST_SP_SECRET') }}}}"
+    tenant: {TENANT}
+    """
+    result = azure.task(args, env=env)
+    message = " ".join(result.output.split())
+    assert secret not in result.output
+    if succeeds:
+        assert result.returncode == 0, result.output
+        assert settings(azure)["FEATURE_VALUE"] == MANAGED_VALUE
+        return
+    assert result.returncode != 0
+    assert f"service principal '{WRITER_ID}' in tenant '{TENANT}'" in message
+    assert "AADSTS7000215" in message
+    assert azure.writes() == []
 
 
 def test_mistyped_mode_sends_no_request(azure):

@@ -392,3 +392,25 @@ def test_plain_http_endpoint_rejected():
     with pytest.raises(SystemExit):
         factory.check_parameters()
     assert "must be https URLs" in fake.failures[0]["msg"]
+
+
+def test_azcollection_environment_selects_principal(monkeypatch):
+    monkeypatch.setenv("AZURE_CLIENT_ID", "env-client")
+    monkeypatch.setenv("AZURE_SECRET", "env-secret")
+    monkeypatch.setenv("AZURE_TENANT", "env-tenant")
+    factory = azure_utils.AzureClientFactory(FakeModule())
+    assert (factory.client_id, factory.secret, factory.tenant) == ("env-client", "env-secret", "env-tenant")
+
+
+def test_workload_identity_environment_uses_default_chain(monkeypatch):
+    # AZURE_CLIENT_ID and AZURE_TENANT_ID without a secret are how workload identity and
+    # user-assigned managed identity are configured, so they must not become an incomplete principal.
+    monkeypatch.setenv("AZURE_CLIENT_ID", "env-client")
+    monkeypatch.setenv("AZURE_TENANT_ID", "env-tenant")
+    monkeypatch.delenv("AZURE_SECRET", raising=False)
+    fake = FakeModule()
+    factory = azure_utils.AzureClientFactory(fake)
+    factory.check_parameters()
+    assert fake.failures == []
+    assert factory.client_id is None
+    assert "AZURE_CLIENT_ID 'env-client' from the environment" in factory.describe_principal()
