@@ -234,7 +234,7 @@ def tokenize(expression: str) -> list[tuple[str, str]]:
 class ExpressionParser:
     """Recursive-descent parser and evaluator for a subset of Cloudflare's Rules language.
 
-    Supported: the fields of REQUEST_FIELDS, string, number and IP literals, sets
+    Supported: the fields that request_fields returns, string, number and IP literals, sets
     ``{...}``, the comparison operators (``eq`` ``ne`` ``lt`` ``le`` ``gt`` ``ge`` and their
     symbols, ``contains``, ``matches``/``~``, ``in``), ``not``/``!``, ``and``/``&&``,
     ``xor``, ``or``/``||``, parentheses and the functions ``starts_with``, ``ends_with``,
@@ -880,7 +880,7 @@ class EdgeApp(EmulatorApp):
             connection.connect()
         except OSError as error:
             # Refused, reset, unresolvable or not connected within connectTimeout: cloudflared
-            # reports the origin as unreachable, and Cloudflare answers 502.
+            # reports the origin as unreachable, and Cloudflare responds with 502.
             connection.close()
             LOG.info("edge: origin %s unreachable for %s: %s", origin_url, context.hostname, error)
             return self._fail(context, "origin_unreachable", 502)
