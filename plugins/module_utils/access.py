@@ -90,6 +90,14 @@ def token_view(token):
     }
 
 
+ACCESS_DOMAIN_CONFLICT = 12132
+
+
+def oldest(items):
+    """Return the item created first; ties go to the lowest id, so that every run picks the same one."""
+    return sorted(items, key=lambda item: (item.get("created_at") or "", item.get("id") or ""))[0]
+
+
 class ServiceTokenManager:
     """Access service tokens of one account, identified by name."""
 
@@ -136,6 +144,14 @@ class ServiceTokenManager:
                 return Outcome("service_token", name, "create", after=token_view(created), result=token_view(created),
                                notes=["The response to creating service token '%s' was lost, so its client secret is "
                                       "unknown; rotate the token to get a new secret." % name])
+            kept = self._settle_race(name, created)
+            if kept is not created:
+                return Outcome("service_token", name, "create", after=token_view(kept), result=token_view(kept),
+                               notes=["Another run created service token '%s' at the same time. Cloudflare allows "
+                                      "duplicate token names, so this run deleted its own copy (id %s) and uses the "
+                                      "one created first (id %s), whose client secret only the other run received. "
+                                      "Rotate the token to get a secret here." % (name, created.get("id"),
+                                                                                 kept.get("id"))])
             secret = created.get("client_secret")
             return Outcome("service_token", name, "create", after=token_view(created), result=token_view(created),
                            secrets={"client_secret": secret} if secret else {})
@@ -150,6 +166,23 @@ class ServiceTokenManager:
                                   body={"name": name, "duration": duration})
         return Outcome("service_token", name, "update", before=before, after=token_view(updated),
                        result=token_view(updated))
+
+    def _settle_race(self, name, created):
+        """Return the token to keep after creating ``created``, deleting it if another run won the race.
+
+        Two runs that both found no token create one each. Each run lists the name again after its
+        create, and every run that sees more than one keeps the oldest and deletes its own copy.
+        The run that lists first may see only its own token, but then its token is the older one.
+        """
+        items = [item for item in self.api.list_all(self.base, "look up service token '%s'" % name, {"name": name})
+                 if item.get("name") == name]
+        if len(items) < 2:
+            return created
+        kept = oldest(items)
+        if kept.get("id") == created.get("id"):
+            return created
+        self.ensure_absent(name, current=created)
+        return kept
 
     def rotate(self, current, grace_seconds):
         """Give the token a new client secret; the previous one keeps working for ``grace_seconds``.
@@ -303,8 +336,10 @@ class PolicyManager:
                 created = self.find(name)
                 if created is None:
                     raise
+            created, note = self._settle_race(name, created)
             self._remember(created)
-            return Outcome("access_policy", name, "create", after=policy_view(created), result=created)
+            return Outcome("access_policy", name, "create", after=policy_view(created), result=created,
+                           notes=[note] if note else [])
         before = policy_view(current)
         wanted = dict(before)
         wanted.update(desired)
@@ -319,6 +354,28 @@ class PolicyManager:
                                   body=body)
         self._remember(updated)
         return Outcome("access_policy", name, "update", before=before, after=policy_view(updated), result=updated)
+
+    def _settle_race(self, name, created):
+        """Keep the oldest policy named ``name`` when another run created one at the same time.
+
+        Cloudflare allows duplicate policy names. This run deletes its own copy when an older one
+        exists; the run that created the older one keeps it (see ServiceTokenManager._settle_race).
+        """
+        self._all = None
+        items = [item for item in self.all() if item.get("name") == name]
+        if len(items) < 2:
+            return created, None
+        kept = oldest(items)
+        if kept.get("id") == created.get("id"):
+            return created, None
+        try:
+            self.api.request("DELETE", "%s/%s" % (self.base, created["id"]), "delete Access policy '%s'" % name)
+        except CloudflareError as exc:
+            if exc.status != 404:
+                raise
+        self._all = [item for item in self._all if item.get("id") != created.get("id")]
+        return kept, ("Another run created Access policy '%s' at the same time; this run deleted its own copy "
+                      "(id %s) and uses the one created first (id %s)." % (name, created.get("id"), kept.get("id")))
 
     @staticmethod
     def _same(before, wanted):
@@ -415,7 +472,8 @@ class ApplicationManager:
                 created = self.api.result("POST", self.base, "create the Access application for '%s'" % domain,
                                           body=body, retry_writes=False)
             except CloudflareError as exc:
-                if exc.status is not None and exc.status < 500:
+                # Error 12132 means that another run created the application after find().
+                if exc.status is not None and exc.status < 500 and not exc.has_code(ACCESS_DOMAIN_CONFLICT):
                     raise
                 created = self.find(domain)
                 if created is None:

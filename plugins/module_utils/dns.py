@@ -13,6 +13,9 @@ from ansible_collections.homelab.edge.plugins.module_utils.reconcile import Outc
 # Record types that cannot share a name with a CNAME (and a CNAME cannot share a name with them).
 ADDRESS_TYPES = frozenset(["A", "AAAA", "CNAME"])
 MANAGED_FIELDS = ("content", "proxied", "ttl", "comment")
+# Errors of a create that clashes with a record of the same name: 81053 (A, AAAA or CNAME
+# present), 81054 (CNAME present) and 81058 (identical record present).
+RACE_CODES = (81053, 81054, 81058)
 
 
 def fqdn(name, zone_name):
@@ -137,9 +140,14 @@ class DnsManager:
             created = self.api.result("POST", self.base, "create DNS record %s" % label, body=body,
                                       retry_writes=False)
         except CloudflareError as exc:
-            if exc.status is not None and exc.status < 500:
+            # A 5xx or network error leaves the outcome unknown. A conflict (81053, 81054, 81058)
+            # after the lookup above means that another run created a record of this name since.
+            # Either way, adopt a record of this type that holds the same content.
+            conflict = any(exc.has_code(code) for code in RACE_CODES)
+            if exc.status is not None and exc.status < 500 and not conflict:
                 raise
-            created = next((item for item in self.records_named(name) if item.get("type") == record_type), None)
+            created = next((item for item in self.records_named(name) if item.get("type") == record_type
+                            and item.get("content", "").rstrip(".").lower() == content.rstrip(".").lower()), None)
             if created is None:
                 raise
         return Outcome("dns_record", label, "create", before=before, after=record_view(created), result=created)

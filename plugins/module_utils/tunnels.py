@@ -74,8 +74,10 @@ class TunnelManager:
         try:
             created = self.api.result("POST", self.base, action, body=body, retry_writes=False)
         except CloudflareError as exc:
-            # The outcome of a create that failed on the network or with a 5xx is unknown: look again.
-            if exc.status is not None and exc.status < 500:
+            # The outcome of a create that failed on the network or with a 5xx is unknown, and a
+            # 409 (error 1013) means that another run created the tunnel after find(): look again
+            # and adopt the tunnel that is there.
+            if exc.status is not None and exc.status < 500 and exc.status != 409:
                 raise
             created = self.find(name)
             if created is None:

@@ -132,10 +132,19 @@ def test_lost_create_not_found_raises():
 
 
 def test_rejected_create_not_looked_up_again():
-    api = FakeAPI(routes={("POST", TUNNELS): http_error(409, 1013, "already exists")})
+    api = FakeAPI(routes={("POST", TUNNELS): http_error(400, 1003, "invalid tunnel name")})
     with pytest.raises(CloudflareError):
         TunnelManager(api, ACCOUNT_ID).ensure_present("home")
     assert api.methods() == [("GET", TUNNELS), ("POST", TUNNELS)]
+
+
+def test_conflicting_create_adopts_tunnel():
+    # 409 with error 1013: another run created the tunnel between the lookup and the create.
+    api = FakeAPI(lists={TUNNELS: Sequence([], [tunnel()])},
+                  routes={("POST", TUNNELS): http_error(409, 1013, "already exists")})
+    outcome = TunnelManager(api, ACCOUNT_ID).ensure_present("home")
+    assert outcome.result["id"] == TUNNEL_ID
+    assert api.methods() == [("GET", TUNNELS), ("POST", TUNNELS), ("GET", TUNNELS)]
 
 
 # TunnelManager.ensure_absent
