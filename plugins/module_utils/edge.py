@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) homelab.edge contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Reconcile the whole Cloudflare side of an edge (tunnels, ingress, DNS, Access) in one run.
+"""Reconcile the whole Cloudflare side of an edge (tunnels, ingress, DNS, Access, rules) in one run.
 
 The per-resource managers do the work; this module orders them, validates the whole
 input before the first request, and shares lookups between objects.
@@ -26,6 +26,16 @@ from ansible_collections.homelab.edge.plugins.module_utils.ingress import (
     normalize_current_ingress,
     validate_ingress,
 )
+from ansible_collections.homelab.edge.plugins.module_utils.rulesets import (
+    CUSTOM_RULES_PHASE,
+    PHASE_ACTIONS,
+    RATE_LIMIT_PHASE,
+    SUPPORTED_PERIODS,
+    SUPPORTED_TIMEOUTS,
+    RulesetRuleManager,
+    plan_limits,
+    quote,
+)
 from ansible_collections.homelab.edge.plugins.module_utils.tunnels import (
     TUNNEL_CNAME_SUFFIX,
     IngressManager,
@@ -33,6 +43,16 @@ from ansible_collections.homelab.edge.plugins.module_utils.tunnels import (
 )
 
 DEFAULT_POLICY_NAME = "%s service auth"
+
+# Refs of the rules made from a service's rate_limit and firewall keys: the hostname with its dots
+# replaced by underscores, so that the next run finds the same rule.
+RATE_LIMIT_REF = "homelab_edge_rl_%s"
+FIREWALL_REF = "homelab_edge_fw_%s"
+RATE_LIMIT_KEYS = ("requests", "period", "mitigation_timeout", "action")
+FIREWALL_KEYS = ("methods", "paths")
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE")
+# Matches every request while using only the path field, which rate-limiting rules on every plan may use.
+EVERY_PATH = 'starts_with(http.request.uri.path, "/")'
 
 
 def service_rule(service):
@@ -42,6 +62,115 @@ def service_rule(service):
         if service.get(key) not in (None, "", {}):
             rule[key] = service[key]
     return rule
+
+
+def rule_ref(template, hostname):
+    """Return the ref of a rule made for ``hostname``, for example homelab_edge_rl_chat_example_com."""
+    return template % hostname.replace(".", "_")
+
+
+def path_condition(paths):
+    """Return an expression that matches the given paths, where a path ending in ``*`` is a prefix."""
+    exact = [path for path in paths if not path.endswith("*")]
+    prefixes = [path[:-1] for path in paths if path.endswith("*")]
+    parts = []
+    if exact:
+        parts.append("http.request.uri.path in {%s}" % " ".join(quote(path) for path in exact))
+    parts.extend("starts_with(http.request.uri.path, %s)" % quote(prefix) for prefix in prefixes)
+    return " or ".join(parts)
+
+
+def firewall_rule(service):
+    """Return the custom rule that blocks requests to the service's hostname outside its methods and paths."""
+    firewall = service["firewall"]
+    outside = []
+    if firewall.get("methods"):
+        outside.append("not (http.request.method in {%s})" % " ".join(quote(method) for method in firewall["methods"]))
+    if firewall.get("paths"):
+        outside.append("not (%s)" % path_condition(firewall["paths"]))
+    hostname = service["hostname"]
+    return {
+        "ref": rule_ref(FIREWALL_REF, hostname),
+        "expression": "http.host eq %s and (%s)" % (quote(hostname), " or ".join(outside)),
+        "action": "block",
+        "description": "homelab.edge: block requests to %s outside the methods and paths its backend uses" % hostname,
+        "enabled": True,
+    }
+
+
+def rate_limit_rule(service, plan):
+    """Return the rate-limiting rule for a service, with an expression that the zone's plan allows.
+
+    Plans from Pro up match the hostname. The Free plan does not allow the host field in
+    rate-limiting expressions, so there the rule matches the service's firewall paths, or every
+    path, and so counts the requests to every hostname of the zone that match.
+    """
+    limit = service["rate_limit"]
+    hostname = service["hostname"]
+    limits = plan_limits(plan)
+    if limits is not None and (limits["fields"] is None or "http.host" in limits["fields"]):
+        expression = "http.host eq %s" % quote(hostname)
+    elif (service.get("firewall") or {}).get("paths"):
+        expression = path_condition(service["firewall"]["paths"])
+    else:
+        expression = EVERY_PATH
+    return {
+        "ref": rule_ref(RATE_LIMIT_REF, hostname),
+        "expression": expression,
+        "action": limit.get("action") or "block",
+        "ratelimit": {
+            "requests_per_period": limit["requests"],
+            "period": limit["period"],
+            "mitigation_timeout": limit.get("mitigation_timeout"),
+            "characteristics": ["ip.src", "cf.colo.id"],
+        },
+        "description": "homelab.edge: rate limit of %s" % hostname,
+        "enabled": True,
+    }
+
+
+def rule_errors(service, where):
+    """Return the input errors of a service's rate_limit and firewall keys, and normalize its methods."""
+    errors = []
+    limit = service.get("rate_limit")
+    if limit:
+        unknown = sorted(set(limit) - set(RATE_LIMIT_KEYS))
+        if unknown:
+            errors.append("Unknown key(s) %s in rate_limit of %s; use %s." % (", ".join(unknown), where,
+                                                                                ", ".join(RATE_LIMIT_KEYS)))
+        requests = limit.get("requests")
+        if not isinstance(requests, int) or isinstance(requests, bool) or requests < 1:
+            errors.append("Invalid rate_limit.requests %r for %s: set the number of requests allowed per period, "
+                          "1 or more." % (requests, where))
+        if limit.get("period") not in SUPPORTED_PERIODS:
+            errors.append("Invalid rate_limit.period %r for %s: set one of %s seconds (the Free plan allows only 10)."
+                          % (limit.get("period"), where, ", ".join(str(value) for value in SUPPORTED_PERIODS)))
+        if limit.get("mitigation_timeout") is not None and limit["mitigation_timeout"] not in SUPPORTED_TIMEOUTS:
+            errors.append("Invalid rate_limit.mitigation_timeout %r for %s: set one of %s seconds." % (
+                limit["mitigation_timeout"], where, ", ".join(str(value) for value in SUPPORTED_TIMEOUTS)))
+        if limit.get("action") is not None and limit["action"] not in PHASE_ACTIONS[RATE_LIMIT_PHASE]:
+            errors.append("Invalid rate_limit.action %r for %s: use one of %s." % (
+                limit["action"], where, ", ".join(PHASE_ACTIONS[RATE_LIMIT_PHASE])))
+    firewall = service.get("firewall")
+    if firewall:
+        unknown = sorted(set(firewall) - set(FIREWALL_KEYS))
+        if unknown:
+            errors.append("Unknown key(s) %s in firewall of %s; use methods and paths." % (", ".join(unknown), where))
+        methods = [str(method).upper() for method in firewall.get("methods") or []]
+        invalid = [method for method in methods if method not in HTTP_METHODS]
+        if invalid:
+            errors.append("Invalid firewall.methods %s for %s: use HTTP methods such as GET and POST."
+                          % (", ".join(invalid), where))
+        if methods:
+            firewall["methods"] = methods
+        for path in firewall.get("paths") or []:
+            if not isinstance(path, str) or not path.startswith("/") or "*" in path[:-1]:
+                errors.append("Invalid firewall path %r for %s: give a path that starts with /, such as /api/chat, "
+                              "or a prefix that ends with *, such as /api/*." % (path, where))
+        if not firewall.get("methods") and not firewall.get("paths"):
+            errors.append("firewall of %s lists no methods and no paths; list the ones the backend uses, or remove "
+                          "firewall." % where)
+    return errors
 
 
 def zone_of(hostname, zones):
@@ -61,6 +190,7 @@ class EdgePlan:
         self.errors = []
         self.ingress = {}
         self.zones = set()
+        self.rule_services = {}
         self._validate()
 
     def _validate(self):
@@ -77,6 +207,7 @@ class EdgePlan:
 
         seen_hosts = {}
         seen_tunnels = set()
+        seen_refs = {}
         for tunnel in self.tunnels:
             name = tunnel["name"]
             if name in seen_tunnels:
@@ -109,6 +240,7 @@ class EdgePlan:
                         "under the Service Auth decision, so the token would get a login redirect; use decision "
                         "non_identity or leave decision unset." % (where, access["decision"]))
                 rules.append(service_rule(service))
+                self._validate_rules(service, where, seen_refs)
             if tunnel.get("config_src", "cloudflare") == "local":
                 continue
             catch_all = tunnel.get("catch_all") or "http_status:404"
@@ -118,6 +250,21 @@ class EdgePlan:
                 self.errors.append("Invalid ingress for tunnel '%s': %s" % (name, exc))
                 continue
             self.ingress[name] = desired
+
+    def _validate_rules(self, service, where, seen_refs):
+        """Check the service's rate_limit and firewall keys and group the service under its zone."""
+        if not service.get("rate_limit") and not service.get("firewall"):
+            return
+        self.errors.extend(rule_errors(service, where))
+        for key, template in (("rate_limit", RATE_LIMIT_REF), ("firewall", FIREWALL_REF)):
+            if not service.get(key):
+                continue
+            ref = rule_ref(template, service["hostname"])
+            if ref in seen_refs:
+                self.errors.append("%s and %s both set %s, which would share the rule ref %s; set %s on one service "
+                                   "of the hostname only." % (seen_refs[ref], where, key, ref, key))
+            seen_refs[ref] = where
+        self.rule_services.setdefault(service["zone"], []).append(service)
 
     def check(self):
         if self.errors:
@@ -138,6 +285,7 @@ class EdgeReconciler:
         self.tunnels = {}
         self.tokens = {}
         self.applications = {}
+        self.rules = {}
         self.account_id = None
 
     def run(self):
@@ -155,6 +303,8 @@ class EdgeReconciler:
             self.warnings.extend(outcome.notes)
         if self.plan.tunnels:
             self._tunnels(account_id, zones, token_manager)
+        for zone_name in sorted(self.plan.rule_services):
+            self._zone_rules(zones[zone_name], self.plan.rule_services[zone_name])
         return self
 
     def _record(self, outcome):
@@ -236,6 +386,22 @@ class EdgeReconciler:
             session_duration=access.get("session_duration"), service_auth_401_redirect=redirect))
         result = outcome.result or {}
         self.applications[hostname] = {"id": result.get("id"), "aud": result.get("aud")}
+
+    def _zone_rules(self, zone, services):
+        """Ensure the custom and rate-limiting rules of one zone's services, reading each entrypoint once."""
+        for phase, key in ((CUSTOM_RULES_PHASE, "firewall"), (RATE_LIMIT_PHASE, "rate_limit")):
+            selected = [service for service in services if service.get(key)]
+            if not selected:
+                continue
+            manager = RulesetRuleManager(self.api, zone, phase, self.check_mode)
+            for service in selected:
+                if key == "firewall":
+                    rule = firewall_rule(service)
+                else:
+                    rule = rate_limit_rule(service, zone["plan"])
+                outcome = self._record(manager.ensure_present(**rule))
+                self.warnings.extend(outcome.notes)
+                self.rules.setdefault(service["hostname"], {})[key] = rule["ref"]
 
     @property
     def changed(self):

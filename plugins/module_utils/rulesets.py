@@ -50,10 +50,10 @@ PRO_FIELDS = PATH_FIELDS + VERIFIED_BOT_FIELDS + (
     "http.host", "http.request.uri", "http.request.full_uri", "http.request.uri.query")
 BUSINESS_FIELDS = PRO_FIELDS + ("http.request.method", "ip.src", "http.user_agent")
 
-# Rate-limiting rules per plan, after Cloudflare's "availability by plan" table for rate limiting rules:
-# max number of rules in the zone, periods and mitigation timeouts in seconds, counting characteristics,
-# whether a custom counting expression is allowed, and the fields a rule expression may use.
-# None means the plan sets no limit that this collection knows of (Enterprise limits depend on the contract).
+# Rate-limiting limits per plan, from Cloudflare's "availability by plan" table for rate limiting rules.
+# Each entry gives the max number of rules in the zone, the periods and mitigation timeouts in seconds,
+# the counting characteristics, whether a custom counting expression is allowed, and the fields a rule
+# expression may use. None means no limit is checked, because Enterprise limits depend on the contract.
 RATE_LIMIT_PLANS = {
     "free": {
         "title": "Free",
@@ -184,9 +184,9 @@ def rate_limit_violations(rule, plan, zone_name, other_rules=0):
 
     if limits is not None and limits["max_rules"] is not None and other_rules + 1 > limits["max_rules"]:
         problems.append(
-            "%s allows %d rate-limiting rule(s) and the zone already has %d other one(s) in its %s entrypoint; delete "
-            "a rule there, or remove this rate limit" % (_capital(where), limits["max_rules"], other_rules,
-                                                         RATE_LIMIT_PHASE))
+            "%s allows %d rate-limiting rule(s), and the zone's %s entrypoint contains %d other one(s), counting "
+            "those this run adds. Delete a rule there, or remove this rate limit"
+            % (_capital(where), limits["max_rules"], RATE_LIMIT_PHASE, other_rules))
 
     characteristics = ratelimit.get("characteristics") or []
     allowed = limits["characteristics"] if limits else None
@@ -250,7 +250,7 @@ class RulesetRuleManager:
 
     The entrypoint is read once per manager. Every call works on that copy and, unless in check
     mode, writes it back at once, so one manager can handle several rules of the same phase with
-    one read. In check mode the copy takes the predicted rules, so a later call sees them too.
+    one read. In check mode the copy takes the predicted rules, so a later call finds them too.
     """
 
     def __init__(self, api, zone, phase, check_mode=False):
@@ -288,7 +288,7 @@ class RulesetRuleManager:
         """Return the rule whose ref is ``ref``, or None."""
         found = [rule for rule in self.rules() if rule.get("ref") == ref]
         if len(found) > 1:
-            raise CloudflareError("The %s entrypoint of zone %s holds %d rules with ref '%s'; delete the extra ones."
+            raise CloudflareError("The %s entrypoint of zone %s contains %d rules with ref '%s'; delete the extra ones."
                                   % (self.phase, self.zone["name"], len(found), ref))
         return found[0] if found else None
 
@@ -336,12 +336,12 @@ class RulesetRuleManager:
         if current is not None and not differs(current, desired):
             outcome = Outcome("ruleset_rule", label, "none", before=before, after=before, result=before)
         else:
-            wanted = merge(strip_read_only(current) if current else {"ref": ref}, desired)
+            new_rule = merge(strip_read_only(current) if current else {"ref": ref}, desired)
             rules = [strip_read_only(rule) for rule in self.rules()]
             if current is None:
-                rules.append(wanted)
+                rules.append(new_rule)
             else:
-                rules = [wanted if rule.get("ref") == ref else rule for rule in rules]
+                rules = [new_rule if rule.get("ref") == ref else rule for rule in rules]
             outcome = self._write(ref, "update" if current else "create", before, rules)
         if self.phase == RATE_LIMIT_PHASE and plan_limits(self.plan) is None:
             outcome.notes.append(
@@ -389,8 +389,8 @@ class RulesetRuleManager:
 
     def _write(self, ref, action, before, rules):
         label = self.label(ref)
-        wanted = next((rule for rule in rules if rule.get("ref") == ref), None)
-        after = rule_view(wanted)
+        new_rule = next((rule for rule in rules if rule.get("ref") == ref), None)
+        after = rule_view(new_rule)
         if self.check_mode:
             predicted = dict(self._entrypoint or {"phase": self.phase}, rules=rules)
             self._entrypoint = predicted
@@ -408,5 +408,5 @@ class RulesetRuleManager:
         self._read = saved is not None
         if action == "delete":
             return Outcome("ruleset_rule", label, action, before=before, after=None, result=None)
-        stored = rule_view(self.find(ref) if saved is not None else wanted)
+        stored = rule_view(self.find(ref) if saved is not None else new_rule)
         return Outcome("ruleset_rule", label, action, before=before, after=stored, result=stored)

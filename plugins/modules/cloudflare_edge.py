@@ -9,20 +9,23 @@ __metaclass__ = type
 
 DOCUMENTATION = r"""
 module: cloudflare_edge
-short_description: Reconcile tunnels, ingress, DNS and Access for a set of services in one run
+short_description: Reconcile tunnels, ingress, DNS, Access and edge rules for a set of services in one run
 version_added: 0.1.0
 description:
   - Brings the Cloudflare side of an edge to the described state in one module run, with one diff for all of
     it. For each tunnel it ensures the tunnel, its remote ingress rules, and for each service a proxied CNAME to
     the tunnel, a reusable Access policy with the Service Auth (V(non_identity)) decision for the service's
     service tokens, and a self-hosted Access application for the hostname.
+  - After the Access objects, it ensures per zone the WAF custom rules (O(tunnels[].services[].firewall)) and the
+    rate limiting rules (O(tunnels[].services[].rate_limit)) of the services. Each phase entrypoint ruleset is read
+    once per zone, and rules that other tools or people made in it are kept unchanged and in their order.
   - It uses the same code as the single-resource modules (M(homelab.edge.cloudflare_tunnel),
     M(homelab.edge.cloudflare_tunnel_ingress), M(homelab.edge.cloudflare_dns_record),
     M(homelab.edge.cloudflare_access_service_token), M(homelab.edge.cloudflare_access_policy),
-    M(homelab.edge.cloudflare_access_application)), and pays Ansible's and the SDK's start-up cost once.
+    M(homelab.edge.cloudflare_access_application), M(homelab.edge.cloudflare_ruleset_rule)), and pays Ansible's and the SDK's start-up cost once.
   - The whole input is validated before the first API request, and every object is read and its change
     predicted before the first write, so that a failing lookup (a missing permission, an unknown zone, a DNS
-    record owned by something else) stops the run with nothing written. Objects that are not described are
+    record owned by something else) or a rate limit outside the zone's plan stops the run with nothing written. Objects that are not described are
     never changed; in the default ingress mode, ingress rules for other hostnames of the same tunnel are kept.
 options:
   zone:
@@ -121,11 +124,59 @@ options:
                 application.
             type: dict
           rate_limit:
-            description: Accepted for the data model and not applied by this module.
+            description:
+              - Rate limit for the hostname, applied as a rate limiting rule (phase V(http_ratelimit)) with the ref
+                C(homelab_edge_rl_<hostname with dots replaced by underscores>), for example
+                C(homelab_edge_rl_chat_example_com). Requests are counted per IP address and Cloudflare data center.
+              - On Pro and higher plans the rule matches C(http.host eq "<hostname>"). The Free plan does not allow the
+                host field in rate limiting rules, so there the rule matches the paths in
+                O(tunnels[].services[].firewall.paths), or every path when none are listed, and so counts the
+                requests to every hostname of the zone that match. The Free plan also allows only one rate limiting
+                rule per zone.
+              - The limits of the zone's plan are checked before anything is written; see
+                M(homelab.edge.cloudflare_ruleset_rule).
+              - Removing the key later does not delete the rule; delete it by its ref with
+                M(homelab.edge.cloudflare_ruleset_rule) and O(homelab.edge.cloudflare_ruleset_rule#module:state=absent).
             type: dict
+            suboptions:
+              requests:
+                description: Requests allowed per period and client IP address.
+                type: int
+                required: true
+              period:
+                description: Counting period in seconds. The Free plan allows only V(10).
+                type: int
+                required: true
+              mitigation_timeout:
+                description:
+                  - Seconds for which the action applies once the limit is reached. The Free plan allows only V(10).
+                  - Defaults to V(0) for the challenge actions, which require it, and otherwise to the rule's current
+                    value, or V(10) for a new rule.
+                type: int
+              action:
+                description: Action once the limit is reached.
+                type: str
+                choices: [block, challenge, js_challenge, managed_challenge, log]
+                default: block
           firewall:
-            description: Accepted for the data model and not applied by this module.
+            description:
+              - Requests let through to Access. A WAF custom rule (phase V(http_request_firewall_custom)) with the ref
+                C(homelab_edge_fw_<hostname with dots replaced by underscores>) blocks requests to the hostname whose
+                method or path is not listed.
+              - Removing the key later does not delete the rule; delete it by its ref with
+                M(homelab.edge.cloudflare_ruleset_rule).
             type: dict
+            suboptions:
+              methods:
+                description: HTTP methods the backend uses, for example V(GET) and V(POST). Unset allows every method.
+                type: list
+                elements: str
+              paths:
+                description:
+                  - Paths the backend uses, for example V(/api/chat). A path that ends with C(*) is a prefix, for
+                    example V(/api/*). Unset allows every path.
+                type: list
+                elements: str
 extends_documentation_fragment:
   - homelab.edge.cloudflare
   - homelab.edge.cloudflare.account
@@ -144,7 +195,8 @@ attributes:
     membership: [homelab.edge.cloudflare]
 notes:
   - "API token permissions: Account Settings Read (unless O(account) is an id), Zone Read, DNS Edit, Cloudflare
-    Tunnel Edit, Access: Apps and Policies Edit, Access: Service Tokens Edit."
+    Tunnel Edit, Access: Apps and Policies Edit, Access: Service Tokens Edit, and Zone WAF Edit when a service sets
+    rate_limit or firewall."
 author:
   - homelab.edge contributors (@homelab-edge)
 """
@@ -195,6 +247,11 @@ applications:
   description: Per hostname, the Access application's C(id) and C(aud) tag.
   returned: always
   type: dict
+rules:
+  description: Per hostname, the refs of its WAF custom rule (C(firewall)) and rate limiting rule (C(rate_limit)).
+  returned: always
+  type: dict
+  sample: {"chat.example.com": {"firewall": "homelab_edge_fw_chat_example_com", "rate_limit": "homelab_edge_rl_chat_example_com"}}
 service_token_secrets:
   description: Per token name created by this run, its C(client_id) and C(client_secret). Secrets.
   returned: when this run created a service token
@@ -222,8 +279,17 @@ SERVICE_SPEC = dict(
     origin_request=dict(type="dict"),
     dns=dict(type="dict"),
     access=dict(type="dict"),
-    rate_limit=dict(type="dict"),
-    firewall=dict(type="dict"),
+    rate_limit=dict(type="dict", options=dict(
+        requests=dict(type="int", required=True),
+        period=dict(type="int", required=True),
+        mitigation_timeout=dict(type="int"),
+        action=dict(type="str", choices=["block", "challenge", "js_challenge", "managed_challenge", "log"],
+                    default="block"),
+    )),
+    firewall=dict(type="dict", options=dict(
+        methods=dict(type="list", elements="str"),
+        paths=dict(type="list", elements="str"),
+    )),
 )
 
 TUNNEL_SPEC = dict(
@@ -277,6 +343,7 @@ def main():
         tunnels=reconciler.tunnels,
         service_tokens=dict((name, token or {}) for name, token in reconciler.tokens.items()),
         applications=reconciler.applications,
+        rules=reconciler.rules,
         account_id=reconciler.account_id,
     )
     if reconciler.secrets:

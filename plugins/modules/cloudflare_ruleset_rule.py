@@ -16,7 +16,7 @@ description:
     V(http_ratelimit) (rate limiting rules) or V(http_request_firewall_custom) (WAF custom rules) phase.
   - A zone has one entrypoint ruleset per phase, and writing it replaces all of its rules. The module reads the
     entrypoint, keeps every rule with another ref unchanged and in its place, and adds or replaces only its own
-    rule. It never creates a second ruleset for the phase; when the zone has no entrypoint yet, the write creates it.
+    rule. It never creates a second ruleset for the phase. When the zone has no entrypoint yet, the write creates it.
   - A new rule goes at the end of the list, where Cloudflare requires rate limiting rules to be. An existing rule
     keeps its position.
   - Only the fields that are set are compared, so a rule changed elsewhere in fields not set here is left alone.
@@ -121,11 +121,11 @@ attributes:
     membership: [homelab.edge.cloudflare]
 notes:
   - "API token permissions: Zone, Zone WAF, Edit; and Zone, Zone, Read when O(zone) is a domain name."
-  - "The plan limits checked here are Cloudflare's published limits for rate limiting rules: Free allows one rule
-    per zone with a 10 second period and a 10 second mitigation timeout, counting by IP address; Pro two rules,
-    periods up to one minute and timeouts up to one hour; Business five rules, periods up to ten minutes, timeouts
-    up to one day, and counting by IP with NAT support. Enterprise limits depend on the contract and are not
-    checked. The number of custom rules per plan is not checked."
+  - "The plan limits checked here are Cloudflare's published limits for rate limiting rules. Free allows one rule
+    per zone with a 10 second period and a 10 second mitigation timeout, counting by IP address. Pro allows two
+    rules, periods up to one minute and timeouts up to one hour. Business allows five rules, periods up to ten
+    minutes, timeouts up to one day, and counting by IP with NAT support. Enterprise limits depend on the contract
+    and are not checked. The number of custom rules per plan is not checked either."
   - The rule is written with one request that carries every rule of the entrypoint. A rule that someone else
     changes between this module's read and its write is sent back as it was read.
 seealso:

@@ -14,7 +14,7 @@ sys.path.insert(0, os.path.join(REPO_ROOT, ".collections"))
 
 from ansible.module_utils.testing import patch_module_args  # noqa: E402
 
-from ansible_collections.homelab.edge.plugins.module_utils import cloudflare_api  # noqa: E402
+from ansible_collections.homelab.edge.plugins.module_utils import cloudflare_api, edge  # noqa: E402
 from ansible_collections.homelab.edge.plugins.module_utils.cloudflare_api import CloudflareError  # noqa: E402
 from ansible_collections.homelab.edge.plugins.module_utils.rulesets import (  # noqa: E402
     RATE_LIMIT_PLANS,
@@ -168,7 +168,7 @@ def test_new_rule_appended_others_kept_in_order():
     assert body["description"] == "kept"
 
 
-def test_kept_rules_sent_with_id_without_read_only_fields():
+def test_kept_rules_omit_read_only_fields():
     api = FakeAPI({FW_PATH: entrypoint("http_request_firewall_custom", [OTHER_FW, OTHER_FW_2])})
     manager = RulesetRuleManager(api, zone(), "http_request_firewall_custom")
 
@@ -367,7 +367,7 @@ def test_free_plan_second_rule_rejected():
             "ours", expression='starts_with(http.request.uri.path, "/")', action="block", ratelimit=ratelimit())
     message = str(error.value)
     assert "Free plan of zone example.com allows 1 rate-limiting rule(s)" in message
-    assert "already has 1 other one(s)" in message
+    assert "http_ratelimit entrypoint contains 1 other one(s)" in message
     assert api.writes() == []
 
 
@@ -467,4 +467,127 @@ def test_module_reports_plan_violation(monkeypatch, capsys):
                          "ratelimit": {"requests_per_period": 30, "period": 60}}, api, monkeypatch, capsys)
     assert result["failed"] is True
     assert "set period: 10" in result["msg"]
+    assert api.writes() == []
+
+
+# The data model's rate_limit and firewall keys, as the aggregate module applies them
+
+
+def edge_params(*services, zone_name="example.com"):
+    return {"account": "Homelab", "zone": zone_name, "service_tokens": [],
+            "tunnels": [{"name": "home", "services": list(services)}]}
+
+
+def edge_service(hostname="chat.example.com", **keys):
+    service = {"hostname": hostname, "origin": "ollama"}
+    service.update(keys)
+    return service
+
+
+FIREWALL = {"methods": ["get", "POST"], "paths": ["/api/chat", "/v1/*"]}
+
+
+def test_firewall_rule_blocks_other_methods_and_paths():
+    plan = edge.EdgePlan(edge_params(edge_service(firewall=copy.deepcopy(FIREWALL))))
+    assert plan.errors == []
+    rule = edge.firewall_rule(plan.tunnels[0]["services"][0])
+    assert rule["ref"] == "homelab_edge_fw_chat_example_com"
+    assert rule["action"] == "block"
+    assert rule["expression"] == (
+        'http.host eq "chat.example.com" and (not (http.request.method in {"GET" "POST"}) or '
+        'not (http.request.uri.path in {"/api/chat"} or starts_with(http.request.uri.path, "/v1/")))')
+
+
+def test_firewall_rule_with_methods_only():
+    rule = edge.firewall_rule(edge_service(firewall={"methods": ["GET"]}))
+    assert rule["expression"] == 'http.host eq "chat.example.com" and (not (http.request.method in {"GET"}))'
+
+
+@pytest.mark.parametrize("plan", ["pro", "business", "enterprise"])
+def test_rate_limit_rule_matches_host_above_free(plan):
+    rule = edge.rate_limit_rule(edge_service(rate_limit={"requests": 30, "period": 10}), plan)
+    assert rule["expression"] == 'http.host eq "chat.example.com"'
+    assert rate_limit_violations(dict(rule, ratelimit=dict(rule["ratelimit"], mitigation_timeout=10)), plan,
+                                 "example.com") == []
+
+
+def test_rate_limit_rule_on_free_uses_firewall_paths():
+    service = edge_service(rate_limit={"requests": 30, "period": 10}, firewall=copy.deepcopy(FIREWALL))
+    rule = edge.rate_limit_rule(service, "free")
+    assert rule["ref"] == "homelab_edge_rl_chat_example_com"
+    assert rule["expression"] == 'http.request.uri.path in {"/api/chat"} or starts_with(http.request.uri.path, "/v1/")'
+    assert expression_fields(rule["expression"]) == ["http.request.uri.path"]
+
+
+def test_rate_limit_rule_on_free_without_paths():
+    rule = edge.rate_limit_rule(edge_service(rate_limit={"requests": 30, "period": 10}), "free")
+    assert rule["expression"] == 'starts_with(http.request.uri.path, "/")'
+    completed = dict(rule, ratelimit=dict(rule["ratelimit"], mitigation_timeout=10))
+    assert rate_limit_violations(completed, "free", "example.com") == []
+
+
+BAD_EDGE_RULES = [
+    pytest.param({"rate_limit": {"requests": 0, "period": 10}}, "Invalid rate_limit.requests 0", id="zero-requests"),
+    pytest.param({"rate_limit": {"requests": 5, "period": 7}}, "Invalid rate_limit.period 7", id="bad-period"),
+    pytest.param({"rate_limit": {"requests": 5, "period": 10, "mitigation_timeout": 5}},
+                 "Invalid rate_limit.mitigation_timeout 5", id="bad-timeout"),
+    pytest.param({"rate_limit": {"requests": 5, "period": 10, "burst": 3}}, "Unknown key(s) burst", id="unknown-key"),
+    pytest.param({"firewall": {"methods": ["FETCH"]}}, "Invalid firewall.methods FETCH", id="bad-method"),
+    pytest.param({"firewall": {"paths": ["api/chat"]}}, "Invalid firewall path 'api/chat'", id="relative-path"),
+    pytest.param({"firewall": {"paths": ["/a*b"]}}, "Invalid firewall path '/a*b'", id="inner-star"),
+    pytest.param({"firewall": {"methods": [], "paths": []}}, "lists no methods and no paths", id="empty-firewall"),
+]
+
+
+@pytest.mark.parametrize(("keys", "expected"), BAD_EDGE_RULES)
+def test_edge_plan_rejects_bad_rule_keys(keys, expected):
+    plan = edge.EdgePlan(edge_params(edge_service(**keys)))
+    assert any(expected in error for error in plan.errors), plan.errors
+
+
+def test_edge_plan_rejects_shared_rule_ref():
+    first = edge_service(path="/a", rate_limit={"requests": 5, "period": 10})
+    second = edge_service(path="/b", rate_limit={"requests": 5, "period": 10})
+    plan = edge.EdgePlan(edge_params(first, second))
+    assert any("share the rule ref homelab_edge_rl_chat_example_com" in error for error in plan.errors), plan.errors
+
+
+def test_edge_plan_groups_rule_services_by_zone():
+    plan = edge.EdgePlan(edge_params(edge_service(firewall={"methods": ["GET"]}),
+                                     edge_service("plain.example.com")))
+    assert plan.errors == []
+    assert [service["hostname"] for service in plan.rule_services["example.com"]] == ["chat.example.com"]
+
+
+def test_edge_reconciler_reads_each_entrypoint_once():
+    api = FakeAPI({FW_PATH: entrypoint("http_request_firewall_custom", [OTHER_FW])})
+    reconciler = edge.EdgeReconciler(api, edge.EdgePlan(edge_params()))
+    services = [
+        edge_service("chat.example.com", firewall={"methods": ["GET"]}, rate_limit={"requests": 5, "period": 10}),
+        edge_service("api.example.com", firewall={"paths": ["/v1/*"]}),
+    ]
+
+    reconciler._zone_rules(zone(), services)
+
+    reads = [call["path"] for call in api.calls if call["method"] == "GET"]
+    assert reads == [FW_PATH, RL_PATH]
+    assert [rule["ref"] for rule in api.entrypoints[FW_PATH]["rules"]] == [
+        "theirs_first", "homelab_edge_fw_chat_example_com", "homelab_edge_fw_api_example_com"]
+    assert reconciler.rules["chat.example.com"] == {"firewall": "homelab_edge_fw_chat_example_com",
+                                                    "rate_limit": "homelab_edge_rl_chat_example_com"}
+
+
+def test_edge_reconciler_check_mode_rejects_second_free_rule():
+    api = FakeAPI()
+    reconciler = edge.EdgeReconciler(api, edge.EdgePlan(edge_params()), check_mode=True)
+    services = [
+        edge_service("chat.example.com", rate_limit={"requests": 5, "period": 10}),
+        edge_service("api.example.com", rate_limit={"requests": 5, "period": 10}),
+    ]
+
+    with pytest.raises(CloudflareError) as error:
+        reconciler._zone_rules(zone(), services)
+
+    assert "Rate-limiting rule 'homelab_edge_rl_api_example_com' cannot be saved" in str(error.value)
+    assert "Free plan of zone example.com allows 1 rate-limiting rule(s)" in str(error.value)
     assert api.writes() == []
