@@ -55,7 +55,7 @@ options:
     default: {}
   body:
     description:
-      - Request body. A dict or list is sent as JSON with C(Content-Type: application/json).
+      - "Request body. A dict or list is sent as JSON with C(Content-Type: application/json)."
     type: raw
   client_id:
     description:
