@@ -5,7 +5,7 @@ Usage::
     python -m tests.emulators.launch --seed FILE --state-dir DIR [--daemon] [--host 127.0.0.1]
 
 The seed file is a JSON object with one top-level key per emulator (``cloudflare``,
-``azure``, ``edge``). Each key maps, through EMULATORS, to a module that exposes
+``azure``, ``edge``, ``home``). Each key maps, through EMULATORS, to a module that exposes
 ``start(seed_section, state_dir, host) -> (server, info)``; `server` has ``shutdown()`` and
 `info` is JSON-able connection information. Once every emulator listens, the launcher prints
 one JSON line ``{"<key>": info, ...}`` to stdout and writes the same document to
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 import json
 import logging
 import os
@@ -38,6 +39,7 @@ EMULATORS = {
     "cloudflare": "tests.emulators.cloudflare_api",
     "azure": "tests.emulators.azure_arm",
     "edge": "tests.emulators.edge",
+    "home": "tests.emulators.home",
 }
 
 INFO_FILE = "emulators.json"
@@ -81,7 +83,11 @@ def start_all(seed: dict[str, Any], state_dir: pathlib.Path, host: str) -> tuple
                     f"the seed names emulator {key!r}, but its module {module_name} does not exist yet; "
                     f"remove {key!r} from the seed or add the module"
                 ) from None
-            server, connection = module.start(seed[key] or {}, state_dir, host)
+            if "started" in inspect.signature(module.start).parameters:
+                # An emulator that works with the ones started before it gets their connection info.
+                server, connection = module.start(seed[key] or {}, state_dir, host, started=dict(info))
+            else:
+                server, connection = module.start(seed[key] or {}, state_dir, host)
             servers.append(server)
             info[key] = connection
             LOG.info("started %s emulator: %s", key, json.dumps(connection))
