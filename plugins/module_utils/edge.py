@@ -52,6 +52,8 @@ RATE_LIMIT_KEYS = ("requests", "period", "mitigation_timeout", "action")
 FIREWALL_KEYS = ("methods", "paths")
 HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE")
 # Matches every request while using only the path field, which rate-limiting rules on every plan may use.
+# NOTE: whether the Free plan also accepts the starts_with() function in rate limiting rules is unconfirmed;
+# the emulator does not check functions.
 EVERY_PATH = 'starts_with(http.request.uri.path, "/")'
 
 
@@ -136,8 +138,8 @@ def rule_errors(service, where):
     if limit:
         unknown = sorted(set(limit) - set(RATE_LIMIT_KEYS))
         if unknown:
-            errors.append("Unknown key(s) %s in rate_limit of %s; use %s." % (", ".join(unknown), where,
-                                                                                ", ".join(RATE_LIMIT_KEYS)))
+            errors.append("Unknown key(s) %s in rate_limit of %s; use %s."
+                          % (", ".join(unknown), where, ", ".join(RATE_LIMIT_KEYS)))
         requests = limit.get("requests")
         if not isinstance(requests, int) or isinstance(requests, bool) or requests < 1:
             errors.append("Invalid rate_limit.requests %r for %s: set the number of requests allowed per period, "

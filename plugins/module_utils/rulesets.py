@@ -204,7 +204,8 @@ def rate_limit_violations(rule, plan, zone_name, other_rules=0):
                         % (period, where, _seconds("a period", limits["periods"]), max(limits["periods"])))
 
     requests = ratelimit.get("requests_per_period")
-    if not isinstance(requests, int) or isinstance(requests, bool) or requests < 1:
+    scored = "score_per_period" in ratelimit and requests is None
+    if not scored and (not isinstance(requests, int) or isinstance(requests, bool) or requests < 1):
         problems.append("requests_per_period %s is invalid; set a whole number of requests of 1 or more" % (requests,))
 
     timeout = ratelimit.get("mitigation_timeout")
