@@ -15,7 +15,13 @@ import cloudflare
 import httpx
 import pytest
 
-from tests.unit.plugins.modules.utils import ACCOUNT_ID, ZONE_ID, FakeAPI, patch_module_args, warning_texts
+from tests.unit.plugins.modules.utils import (
+    ACCOUNT_ID,
+    ZONE_ID,
+    FakeAPI,
+    patch_module_args,
+    warning_texts,
+)
 
 from ansible_collections.homelab.edge.plugins.module_utils import cloudflare_api
 from ansible_collections.homelab.edge.plugins.module_utils.cloudflare_api import (
@@ -42,24 +48,24 @@ def error_body(code, message):
 
 
 class Transport:
-    """Scripted HTTP answers for an httpx.MockTransport, with a log of the requests received.
+    """Scripted HTTP responses for an httpx.MockTransport, with a log of the requests received.
 
-    Each answer is an ``httpx.Response``, an exception to raise (``httpx.ConnectError``,
-    ``httpx.ReadTimeout``), or a callable that gets the request. The last answer repeats.
+    Each response is an ``httpx.Response``, an exception to raise (``httpx.ConnectError``,
+    ``httpx.ReadTimeout``), or a callable that gets the request. The last response repeats.
     """
 
-    def __init__(self, *answers):
-        self.answers = list(answers)
+    def __init__(self, *responses):
+        self.responses = list(responses)
         self.requests = []
 
     def __call__(self, request):
         self.requests.append(request)
-        answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
-        if callable(answer) and not isinstance(answer, httpx.Response):
-            answer = answer(request)
-        if isinstance(answer, BaseException):
-            raise answer
-        return answer
+        response = self.responses.pop(0) if len(self.responses) > 1 else self.responses[0]
+        if callable(response) and not isinstance(response, httpx.Response):
+            response = response(request)
+        if isinstance(response, BaseException):
+            raise response
+        return response
 
     def methods(self):
         return [request.method for request in self.requests]
@@ -148,8 +154,11 @@ def test_retry_after_zero_or_past_uses_backoff(make_api, monkeypatch, retry_afte
     assert api.sleeps == [0.5, 1.0]
 
 
-@pytest.mark.xfail(strict=True, reason="An unparsable Retry-After value raises ValueError from "
-                                        "email.utils.parsedate_to_datetime instead of falling back to backoff.")
+@pytest.mark.xfail(
+    strict=True,
+    reason="An unparsable Retry-After value raises ValueError from "
+    "email.utils.parsedate_to_datetime instead of falling back to backoff.",
+)
 def test_unparsable_retry_after_uses_backoff(make_api):
     transport = Transport(failure(429, headers={"Retry-After": "soon"}), ok())
     api = make_api(transport)
@@ -207,10 +216,11 @@ def test_client_error_not_retried(make_api, status):
     assert api.summary()["retries"] == 0
 
 
-@pytest.mark.parametrize("answer", [failure(502), failure(500), httpx.ConnectError("reset"),
-                                    httpx.ReadTimeout("timed out")])
-def test_create_without_retry_writes_sent_once(make_api, answer):
-    transport = Transport(answer, ok({"id": "new"}))
+@pytest.mark.parametrize(
+    "response", [failure(502), failure(500), httpx.ConnectError("reset"), httpx.ReadTimeout("timed out")]
+)
+def test_create_without_retry_writes_sent_once(make_api, response):
+    transport = Transport(response, ok({"id": "new"}))
     api = make_api(transport)
     with pytest.raises(CloudflareError):
         api.request("POST", "accounts/%s/cfd_tunnel" % ACCOUNT_ID, "create tunnel 'home'",
@@ -321,8 +331,11 @@ def test_pagination_ignored_page_with_info_stops(make_api):
     assert len(transport.requests) == 1
 
 
-@pytest.mark.xfail(strict=True, reason="list_all requests page after page forever when the server ignores "
-                                        "the page parameter, answers full pages and sends no result_info.")
+@pytest.mark.xfail(
+    strict=True,
+    reason="list_all requests page after page forever when the server ignores "
+    "the page parameter, returns full pages and sends no result_info.",
+)
 def test_pagination_ignored_page_without_info_ends(make_api):
     guard = 25
 

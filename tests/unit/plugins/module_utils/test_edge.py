@@ -57,7 +57,7 @@ def tunnel_spec(name, *services, **fields):
 
 
 def empty_account_api():
-    """Return a FakeAPI for an account with no edge objects, answering creates like Cloudflare."""
+    """Return a FakeAPI for an account with no edge objects, whose creates return what Cloudflare returns."""
     return FakeAPI(routes={
         ("POST", TOKENS): lambda body: dict(body, id=TOKEN_ID, client_id="cid.access", client_secret=CLIENT_SECRET,
                                             expires_at=None),
@@ -284,4 +284,3 @@ def test_missing_referenced_policy_rejected():
     with pytest.raises(CloudflareError) as error:
         EdgeReconciler(api, EdgePlan(params)).run()
     assert "Access policy 'staff' for 'chat.example.com' was not found" in str(error.value)
-

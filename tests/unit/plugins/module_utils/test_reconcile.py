@@ -2,7 +2,8 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Unit tests of the outcome records and diff helpers shared by the resource managers."""
 
-import tests.unit.plugins.modules.utils  # noqa: F401  (puts the collection on sys.path)
+# Importing the test helpers puts the collection on sys.path.
+import tests.unit.plugins.modules.utils  # noqa: F401  pylint: disable=unused-import
 
 from ansible_collections.homelab.edge.plugins.module_utils.reconcile import (
     REDACTED,

@@ -23,7 +23,7 @@ def tunnel(name="home", tunnel_id=TUNNEL_ID, config_src="cloudflare", deleted_at
 
 
 def created_tunnel(body):
-    """Answer a create like Cloudflare does, echoing the request body (with its secret)."""
+    """Return a created tunnel as Cloudflare does: the request body, secret included, plus server fields."""
     return dict(body, id=TUNNEL_ID, status="inactive", created_at="2026-01-02T00:00:00Z", connections=[])
 
 

@@ -3,7 +3,7 @@
 """Test doubles for the Cloudflare unit tests: a scripted API object and a module runner.
 
 ``FakeAPI`` has the methods of ``CloudflareAPI`` that the managers and modules call. It
-sends nothing: each call is logged in ``calls``, and the answer comes from the routes the
+sends nothing: each call is logged in ``calls``, and the response comes from the routes the
 test set up. Tests then check which requests were made, and that none was a write in check
 mode.
 """
@@ -42,30 +42,30 @@ Call = namedtuple("Call", "method path params body retry_writes")
 
 
 class Sequence:
-    """Successive answers for one route; the last answer repeats once the others are used."""
+    """Successive responses for one route; the last response repeats once the others are used."""
 
-    def __init__(self, *answers):
-        self.answers = list(answers)
+    def __init__(self, *responses):
+        self.responses = list(responses)
 
     def next(self):
-        if len(self.answers) > 1:
-            return self.answers.pop(0)
-        return self.answers[0]
+        if len(self.responses) > 1:
+            return self.responses.pop(0)
+        return self.responses[0]
 
 
 def http_error(status, code=None, message="error"):
-    """Return the CloudflareError that CloudflareAPI raises for an HTTP error answer."""
+    """Return the CloudflareError that CloudflareAPI raises for an HTTP error response."""
     errors = [{"code": code, "message": message}] if code is not None else []
     return CloudflareError(message, action="test request", status=status, errors=errors)
 
 
 class FakeAPI:
-    """Stand-in for CloudflareAPI with scripted answers and a log of every call.
+    """Stand-in for CloudflareAPI with scripted responses and a log of every call.
 
     ``lists`` maps a path to the items that ``list_all`` returns. ``routes`` maps
-    ``(method, path)`` to the result of ``request``/``result``. An answer may be a value, an
+    ``(method, path)`` to the result of ``request``/``result``. A response may be a value, an
     exception to raise, a callable that gets the request body, or a Sequence of those.
-    A route that is not set answers None, as an empty ``result`` does.
+    A route that is not set returns None, as an empty ``result`` does.
     """
 
     def __init__(self, lists=None, routes=None, zones=None):
@@ -76,22 +76,22 @@ class FakeAPI:
         self.retries = 0
         self.retried = {}
 
-    def _answer(self, answer, body):
-        if isinstance(answer, Sequence):
-            answer = answer.next()
-        if isinstance(answer, BaseException):
-            raise answer
-        if callable(answer):
-            answer = answer(body)
-        return copy.deepcopy(answer)
+    def _respond(self, response, body):
+        if isinstance(response, Sequence):
+            response = response.next()
+        if isinstance(response, BaseException):
+            raise response
+        if callable(response):
+            response = response(body)
+        return copy.deepcopy(response)
 
     def list_all(self, path, action, params=None, per_page=50):
         self.calls.append(Call("GET", path, dict(params or {}), None, True))
-        return self._answer(self.lists.get(path, []), None) or []
+        return self._respond(self.lists.get(path, []), None) or []
 
     def request(self, method, path, action, params=None, body=None, retry_writes=True):
         self.calls.append(Call(method, path, dict(params or {}), copy.deepcopy(body), retry_writes))
-        return {"success": True, "errors": [], "result": self._answer(self.routes.get((method, path)), body)}
+        return {"success": True, "errors": [], "result": self._respond(self.routes.get((method, path)), body)}
 
     def result(self, method, path, action, params=None, body=None, retry_writes=True):
         return self.request(method, path, action, params=params, body=body, retry_writes=retry_writes)["result"]
@@ -130,6 +130,7 @@ def run_module(module, args, monkeypatch, capsys, api=None, check_mode=False, di
 
     CloudflareAPI is replaced by ``api`` (a FakeAPI), so the module sends nothing. The
     keyword arguments the module passed to CloudflareAPI are stored in ``api.init_args``.
+    tests/unit/conftest.py empties the module warning list before each test.
     """
     api = api if api is not None else FakeAPI()
 
