@@ -54,11 +54,13 @@ options:
     default: true
 attributes:
   check_mode:
+    description: In check mode the module predicts its result and sends no pull or delete request.
     support: full
     details:
       - Check mode asks the server whether the model is present and reports the change that a
         real run would make, without pulling or deleting.
   diff_mode:
+    description: In diff mode the module returns the state of the model before and after the change.
     support: full
 notes:
   - The module runs on the host that can reach O(host). For an Ollama bound to loopback that
@@ -68,7 +70,7 @@ notes:
   - Pulling a model that is already present is skipped, so a present model is never updated.
     Delete it first to fetch a newer version under the same tag.
 author:
-  - homelab.edge maintainers
+  - homelab.edge contributors (@homelab-edge)
 """
 
 EXAMPLES = r"""

@@ -47,7 +47,7 @@ def run_task(server, args, check=False, diff=False):
         command.append("--check")
     if diff:
         command.append("--diff")
-    completed = subprocess.run(command, env=env, cwd=REPO_ROOT, capture_output=True, text=True)
+    completed = subprocess.run(command, env=env, cwd=REPO_ROOT, capture_output=True, text=True, check=False)
     output = json.loads(completed.stdout)
     return output["plays"][0]["tasks"][0]["hosts"]["localhost"]
 

@@ -3,6 +3,7 @@
 """Tests of the Ollama stand-in: the behaviour of real Ollama that other tests rely on."""
 
 import http.client
+import collections
 import json
 import os
 import signal
@@ -19,6 +20,8 @@ from ollama import start  # noqa: E402  (the stand-in package in tests/standins/
 
 STANDIN_PROGRAM = os.path.join(REPO_ROOT, "tests", "standins", "ollama", "ollama")
 
+Response = collections.namedtuple("Response", ["status", "headers", "body"])
+
 
 @pytest.fixture
 def ollama():
@@ -28,13 +31,13 @@ def ollama():
 
 
 def send(server, method, path, body=None, headers=None, port=None):
-    """Send one request and return (status, headers, body bytes)."""
+    """Send one request and return its Response (status, headers, body bytes)."""
     connection = http.client.HTTPConnection("127.0.0.1", port or server.server_address[1], timeout=30)
     try:
         payload = json.dumps(body) if body is not None else None
         connection.request(method, path, body=payload, headers=headers or {})
         response = connection.getresponse()
-        return response.status, response.headers, response.read()
+        return Response(response.status, response.headers, response.read())
     finally:
         connection.close()
 
@@ -45,7 +48,9 @@ def json_lines(data):
 
 @pytest.mark.parametrize("host", ["chat.example.com", "chat.example.com:443", "192.0.2.10:11434", "ollama.local"])
 def test_public_host_header_rejected(ollama, host):
-    status, _, body = send(ollama, "GET", "/api/version", headers={"Host": host})
+    response = send(ollama, "GET", "/api/version", headers={"Host": host})
+    status = response.status
+    body = response.body
 
     assert status == 403
     assert body == b""
@@ -53,7 +58,9 @@ def test_public_host_header_rejected(ollama, host):
 
 @pytest.mark.parametrize("host", ["localhost:11434", "127.0.0.1", "127.0.0.1:8080", "[::1]:11434", "localhost"])
 def test_loopback_host_header_accepted(ollama, host):
-    status, _, body = send(ollama, "GET", "/api/version", headers={"Host": host})
+    response = send(ollama, "GET", "/api/version", headers={"Host": host})
+    status = response.status
+    body = response.body
 
     assert status == 200
     assert json.loads(body) == {"version": "0.32.3"}
@@ -62,7 +69,8 @@ def test_loopback_host_header_accepted(ollama, host):
 def test_wildcard_bind_skips_host_check():
     server = start("0.0.0.0", 0)
     try:
-        status, _, _ = send(server, "GET", "/api/version", headers={"Host": "chat.example.com"})
+        response = send(server, "GET", "/api/version", headers={"Host": "chat.example.com"})
+        status = response.status
     finally:
         server.stop()
 
@@ -70,14 +78,18 @@ def test_wildcard_bind_skips_host_check():
 
 
 def test_root_reports_running(ollama):
-    status, _, body = send(ollama, "GET", "/")
+    response = send(ollama, "GET", "/")
+    status = response.status
+    body = response.body
 
     assert status == 200
     assert body == b"Ollama is running"
 
 
 def test_tags_lists_normalized_names(ollama):
-    status, _, body = send(ollama, "GET", "/api/tags")
+    response = send(ollama, "GET", "/api/tags")
+    status = response.status
+    body = response.body
     models = json.loads(body)["models"]
 
     assert status == 200
@@ -87,14 +99,19 @@ def test_tags_lists_normalized_names(ollama):
 
 
 def test_show_missing_model_404(ollama):
-    status, _, body = send(ollama, "POST", "/api/show", {"model": "absent-model"})
+    response = send(ollama, "POST", "/api/show", {"model": "absent-model"})
+    status = response.status
+    body = response.body
 
     assert status == 404
     assert json.loads(body) == {"error": "model 'absent-model:latest' not found"}
 
 
 def test_pull_streams_chunked_progress(ollama):
-    status, headers, body = send(ollama, "POST", "/api/pull", {"model": "llama3.2"})
+    response = send(ollama, "POST", "/api/pull", {"model": "llama3.2"})
+    status = response.status
+    headers = response.headers
+    body = response.body
     lines = json_lines(body)
 
     assert status == 200
@@ -107,7 +124,9 @@ def test_pull_streams_chunked_progress(ollama):
 
 
 def test_pull_error_ends_stream_under_200(ollama):
-    status, _, body = send(ollama, "POST", "/api/pull", {"model": "broken-model"})
+    response = send(ollama, "POST", "/api/pull", {"model": "broken-model"})
+    status = response.status
+    body = response.body
     lines = json_lines(body)
 
     assert status == 200
@@ -119,7 +138,9 @@ def test_pull_error_ends_stream_under_200(ollama):
 def test_pull_unknown_registry_name_fails():
     server = start("127.0.0.1", 0, registry=["llama3.2"])
     try:
-        status, _, body = send(server, "POST", "/api/pull", {"model": "no-such-model"})
+        response = send(server, "POST", "/api/pull", {"model": "no-such-model"})
+        status = response.status
+        body = response.body
     finally:
         server.stop()
 
@@ -128,8 +149,12 @@ def test_pull_unknown_registry_name_fails():
 
 
 def test_pull_without_stream_returns_status(ollama):
-    ok_status, _, ok_body = send(ollama, "POST", "/api/pull", {"model": "llama3.2", "stream": False})
-    error_status, _, error_body = send(ollama, "POST", "/api/pull", {"model": "broken-model", "stream": False})
+    ok_response = send(ollama, "POST", "/api/pull", {"model": "llama3.2", "stream": False})
+    ok_status = ok_response.status
+    ok_body = ok_response.body
+    error_response = send(ollama, "POST", "/api/pull", {"model": "broken-model", "stream": False})
+    error_status = error_response.status
+    error_body = error_response.body
 
     assert ok_status == 200
     assert json.loads(ok_body) == {"status": "success"}
@@ -138,8 +163,11 @@ def test_pull_without_stream_returns_status(ollama):
 
 
 def test_delete_removes_model(ollama):
-    first_status, _, _ = send(ollama, "DELETE", "/api/delete", {"model": "present-model"})
-    second_status, _, second_body = send(ollama, "DELETE", "/api/delete", {"model": "present-model"})
+    first_response = send(ollama, "DELETE", "/api/delete", {"model": "present-model"})
+    first_status = first_response.status
+    second_response = send(ollama, "DELETE", "/api/delete", {"model": "present-model"})
+    second_status = second_response.status
+    second_body = second_response.body
 
     assert first_status == 200
     assert "present-model:latest" not in ollama.models
@@ -149,7 +177,10 @@ def test_delete_removes_model(ollama):
 
 def test_chat_streams_reply(ollama):
     request = {"model": "present-model", "messages": [{"role": "user", "content": "hello there"}]}
-    status, headers, body = send(ollama, "POST", "/api/chat", request)
+    response = send(ollama, "POST", "/api/chat", request)
+    status = response.status
+    headers = response.headers
+    body = response.body
     lines = json_lines(body)
 
     assert status == 200
@@ -163,7 +194,9 @@ def test_chat_streams_reply(ollama):
 
 def test_chat_without_stream_single_object(ollama):
     request = {"model": "present-model", "stream": False, "messages": [{"role": "user", "content": "hi"}]}
-    status, _, body = send(ollama, "POST", "/api/chat", request)
+    response = send(ollama, "POST", "/api/chat", request)
+    status = response.status
+    body = response.body
     reply = json.loads(body)
 
     assert status == 200
@@ -172,13 +205,15 @@ def test_chat_without_stream_single_object(ollama):
 
 
 def test_chat_missing_model_404(ollama):
-    status, _, _ = send(ollama, "POST", "/api/chat", {"model": "absent-model", "messages": []})
+    response = send(ollama, "POST", "/api/chat", {"model": "absent-model", "messages": []})
+    status = response.status
 
     assert status == 404
 
 
 def test_foreign_origin_rejected(ollama):
-    status, _, _ = send(ollama, "GET", "/api/tags", headers={"Origin": "https://chat.example.com"})
+    response = send(ollama, "GET", "/api/tags", headers={"Origin": "https://chat.example.com"})
+    status = response.status
 
     assert status == 403
 
@@ -186,8 +221,11 @@ def test_foreign_origin_rejected(ollama):
 def test_configured_origin_allowed():
     server = start("127.0.0.1", 0, origins=["https://chat.example.com"])
     try:
-        status, headers, _ = send(server, "GET", "/api/tags", headers={"Origin": "https://chat.example.com"})
-        local_status, _, _ = send(server, "GET", "/api/tags", headers={"Origin": "http://localhost:3000"})
+        response = send(server, "GET", "/api/tags", headers={"Origin": "https://chat.example.com"})
+        status = response.status
+        headers = response.headers
+        local_response = send(server, "GET", "/api/tags", headers={"Origin": "http://localhost:3000"})
+        local_status = local_response.status
     finally:
         server.stop()
 
@@ -213,7 +251,7 @@ def free_port():
 
 def wait_until_serving(process, port):
     """Poll until the program accepts connections; fail if it exits or never listens."""
-    for _ in range(600):
+    for attempt in range(600):
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
             return
@@ -242,14 +280,15 @@ def run_serve(tmp_path, port):
 
 def stop_serve(process):
     process.send_signal(signal.SIGTERM)
-    _, stderr = process.communicate(timeout=30)
+    stderr = process.communicate(timeout=30)[1]
     return process.returncode, stderr
 
 
 def test_program_serves_and_keeps_models(tmp_path):
     port = free_port()
     process = run_serve(tmp_path, port)
-    status, _, _ = send(None, "POST", "/api/pull", {"model": "llama3.2"}, port=port)
+    response = send(None, "POST", "/api/pull", {"model": "llama3.2"}, port=port)
+    status = response.status
     returncode, stderr = stop_serve(process)
 
     assert status == 200
@@ -259,7 +298,8 @@ def test_program_serves_and_keeps_models(tmp_path):
     assert "OLLAMA_KEEP_ALIVE:24h" in stderr
 
     process = run_serve(tmp_path, port)
-    _, _, body = send(None, "GET", "/api/tags", port=port)
+    response = send(None, "GET", "/api/tags", port=port)
+    body = response.body
     stop_serve(process)
 
     assert [model["name"] for model in json.loads(body)["models"]] == ["llama3.2:latest"]
@@ -268,14 +308,14 @@ def test_program_serves_and_keeps_models(tmp_path):
 def test_program_requires_home_or_models(tmp_path):
     environment = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "OLLAMA_HOST": "127.0.0.1:%d" % free_port()}
     completed = subprocess.run([sys.executable, STANDIN_PROGRAM, "serve"], env=environment,
-                               capture_output=True, text=True, timeout=30)
+                               capture_output=True, text=True, timeout=30, check=False)
 
     assert completed.returncode != 0
     assert "HOME" in completed.stderr
 
 
 def test_program_prints_version():
-    completed = subprocess.run([sys.executable, STANDIN_PROGRAM, "--version"], capture_output=True, text=True)
+    completed = subprocess.run([sys.executable, STANDIN_PROGRAM, "--version"], capture_output=True, text=True, check=False)
 
     assert completed.returncode == 0
     assert completed.stdout.strip() == "ollama version is 0.32.3"

@@ -1,9 +1,8 @@
-#!/usr/bin/env python3
 # Copyright (c) homelab.edge contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Write a fake Ollama Linux release, with the stand-in as bin/ollama, for tests of the role.
 
-    make_release.py DIR [--arch amd64]
+    python3 make_release.py DIR [--arch amd64]
 
 DIR receives ollama-linux-ARCH.tgz, laid out like the official archive (bin/ollama and
 lib/ollama/), and sha256sum.txt listing it, which get_url can use as the checksum URL.
@@ -49,7 +48,7 @@ def make_release(directory, arch="amd64"):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("directory", help="directory that receives the archive and sha256sum.txt")
     parser.add_argument("--arch", default="amd64", help="architecture in the archive name (default amd64)")
     args = parser.parse_args()

@@ -96,8 +96,8 @@ def parse_ollama_host(value):
         return "127.0.0.1", DEFAULT_PORT
 
     if value.startswith("["):
-        host, _, rest = value[1:].partition("]")
-        port_text = rest[1:] if rest.startswith(":") else ""
+        host, bracket, rest = value[1:].partition("]")
+        port_text = rest[1:] if bracket and rest.startswith(":") else ""
     elif value.count(":") == 1:
         host, port_text = value.split(":")
     else:
@@ -513,7 +513,7 @@ def start(host="127.0.0.1", port=DEFAULT_PORT, models=(), **options):
 
 
 def server_config_from_environment(environ):
-    """Build the keyword arguments of ``OllamaStandin`` from OLLAMA_* variables.
+    """Build the keyword arguments of ``OllamaStandin``, except host and port, from OLLAMA_* variables.
 
     Raises SystemExit, as real Ollama panics, when neither OLLAMA_MODELS nor HOME is set.
     """
@@ -529,10 +529,7 @@ def server_config_from_environment(environ):
     if environ.get("OLLAMA_STANDIN_PULL_ERRORS"):
         pull_errors = json.loads(environ["OLLAMA_STANDIN_PULL_ERRORS"])
 
-    host, port = parse_ollama_host(environ.get("OLLAMA_HOST", ""))
     return {
-        "host": host,
-        "port": port,
         "origins": environ.get("OLLAMA_ORIGINS", "").split(","),
         "state_dir": models_dir,
         "request_log": environ.get("OLLAMA_STANDIN_REQUEST_LOG") or None,
@@ -543,24 +540,36 @@ def server_config_from_environment(environ):
 def serve(environ):
     """Run ``ollama serve`` in the foreground until SIGTERM or SIGINT."""
     config = server_config_from_environment(environ)
+    host, port = parse_ollama_host(environ.get("OLLAMA_HOST", ""))
     env_map = " ".join("%s:%s" % (k, v) for k, v in sorted(environ.items()) if k.startswith("OLLAMA_"))
     LOG.info('msg="server config" env="map[%s]"', env_map)
 
-    host = config.pop("host")
-    port = config.pop("port")
+    # The handlers are installed before the socket listens, so a client that connects at once
+    # and sends SIGTERM still gets a clean stop.
+    stop_requested = threading.Event()
+    servers = []
+
+    def handle_stop(signum, frame):
+        LOG.info("received signal %d, stopping", signum)
+        stop_requested.set()
+        for running_server in servers:
+            threading.Thread(target=running_server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, handle_stop)
+    signal.signal(signal.SIGINT, handle_stop)
+
     try:
         server = OllamaStandin(host, port, **config)
     except OSError as error:
         LOG.error("Error: listen tcp %s:%d: %s", host, port, error)
         return 1
+    servers.append(server)
     LOG.info('msg="Listening on %s:%d (version %s)"', host, port, server.version)
+    if stop_requested.is_set():
+        server.server_close()
+        LOG.info("stopped")
+        return 0
 
-    def handle_stop(signum, frame):
-        LOG.info("received signal %d, stopping", signum)
-        threading.Thread(target=server.shutdown, daemon=True).start()
-
-    signal.signal(signal.SIGTERM, handle_stop)
-    signal.signal(signal.SIGINT, handle_stop)
     server.serve_forever()
     server.server_close()
     LOG.info("stopped")

@@ -1,9 +1,8 @@
-#!/usr/bin/env python3
 # Copyright (c) homelab.edge contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Run a Molecule scenario's converge playbook again and print a JSON summary of the run.
 
-    run_converge.py EXTRA_VARS_JSON
+    python3 run_converge.py EXTRA_VARS_JSON [ANSIBLE_PLAYBOOK_OPTION...]
 
 The summary has rc, changed_tasks (names of the tasks with a changed result, in order) and
 messages (messages of the failed results). Molecule's environment names the inventory and the
@@ -38,10 +37,11 @@ def main():
         ansible_playbook,
         "--inventory", os.environ["MOLECULE_INVENTORY_FILE"],
         "--extra-vars", extra_vars,
+        *sys.argv[2:],
         os.path.join(os.environ["MOLECULE_SCENARIO_DIRECTORY"], "converge.yml"),
     ]
     environment = dict(os.environ, ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json")
-    completed = subprocess.run(command, env=environment, capture_output=True, text=True)
+    completed = subprocess.run(command, env=environment, capture_output=True, text=True, check=False)
     try:
         output = json.loads(completed.stdout)
     except ValueError:
