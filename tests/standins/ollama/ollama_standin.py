@@ -26,12 +26,15 @@ Use it from Python::
     server.stop()
 
 or as a program, ``ollama serve``, configured by the environment like real Ollama:
-``OLLAMA_HOST`` (listen address, default ``127.0.0.1:11434``), ``OLLAMA_MODELS`` (directory
-where the stand-in keeps its model list, default ``$HOME/.ollama/models``; like real Ollama
-it exits with an error when neither that nor ``HOME`` is set), ``OLLAMA_ORIGINS`` and
-``OLLAMA_KEEP_ALIVE``. Variables only the stand-in reads:
-``OLLAMA_STANDIN_REQUEST_LOG`` (file that receives one JSON line per request) and
-``OLLAMA_STANDIN_PULL_ERRORS`` (JSON object, model name to the error its pull ends with).
+
+- ``OLLAMA_HOST``: listen address, default ``127.0.0.1:11434``.
+- ``OLLAMA_MODELS``: directory where the stand-in keeps its model list, default
+  ``$HOME/.ollama/models``. Like real Ollama, the program exits with an error when neither
+  this nor ``HOME`` is set.
+- ``OLLAMA_ORIGINS`` and ``OLLAMA_KEEP_ALIVE``, which the startup log line shows.
+- ``OLLAMA_STANDIN_REQUEST_LOG`` (stand-in only): file that receives one JSON line per request.
+- ``OLLAMA_STANDIN_PULL_ERRORS`` (stand-in only): JSON object that maps a model name to the
+  error its pull ends with.
 
 The file uses only the standard library, so it can be installed as ``bin/ollama`` on a test
 host that has nothing but ``python3``.
