@@ -189,6 +189,8 @@ class EdgePlan:
         self.default_zone = (params.get("zone") or "").rstrip(".").lower() or None
         self.service_tokens = params.get("service_tokens") or []
         self.tunnels = params.get("tunnels") or []
+        self.state = params.get("state") or "present"
+        self.keep_tunnels = bool(params.get("keep_tunnels"))
         self.errors = []
         self.ingress = {}
         self.zones = set()
@@ -296,6 +298,9 @@ class EdgeReconciler:
         self.account_id = account_id
         zones = dict((name, self.api.zone(name, account_id)) for name in sorted(self.plan.zones))
         token_manager = ServiceTokenManager(self.api, account_id, self.check_mode)
+        if self.plan.state == "absent":
+            self._remove(account_id, zones, token_manager)
+            return self
         for token in self.plan.service_tokens:
             outcome = token_manager.ensure_present(token["name"], token.get("duration"))
             self._record(outcome)
@@ -404,6 +409,58 @@ class EdgeReconciler:
                 outcome = self._record(manager.ensure_present(**rule))
                 self.warnings.extend(outcome.notes)
                 self.rules.setdefault(service["hostname"], {})[key] = rule["ref"]
+
+    def _remove(self, account_id, zones, token_manager):
+        """Delete what the description names, in the order that keeps every step valid.
+
+        Access applications go before the policies they use, and those before the tokens they
+        include; rules and DNS records follow, and the tunnels go last, unless ``keep_tunnels``
+        leaves them for a later run once their connectors are stopped. A DNS record is deleted
+        only when it is a CNAME to one of the described tunnels, so records that point elsewhere
+        are never touched; a policy only when this collection named it (the default name or
+        ``access.policy_name``), not the existing policies a service merely references.
+        """
+        tunnels = TunnelManager(self.api, account_id, self.check_mode)
+        policies = PolicyManager(self.api, account_id, self.check_mode)
+        applications = ApplicationManager(self.api, account_id, self.check_mode)
+        services = [(spec, service) for spec in self.plan.tunnels for service in spec.get("services") or []]
+
+        for _spec, service in services:
+            access = service.get("access")
+            if not access:
+                continue
+            self._record(applications.ensure_absent(service["hostname"]))
+            if access.get("service_tokens") or access.get("any_valid_service_token"):
+                self._record(policies.ensure_absent(access.get("policy_name") or DEFAULT_POLICY_NAME % service["hostname"]))
+        for token in self.plan.service_tokens:
+            self._record(token_manager.ensure_absent(token["name"]))
+        for zone_name in sorted(self.plan.rule_services):
+            zone = zones[zone_name]
+            for phase, key in ((CUSTOM_RULES_PHASE, "firewall"), (RATE_LIMIT_PHASE, "rate_limit")):
+                selected = [service for service in self.plan.rule_services[zone_name] if service.get(key)]
+                if not selected:
+                    continue
+                manager = RulesetRuleManager(self.api, zone, phase, self.check_mode)
+                for service in selected:
+                    rule = firewall_rule(service) if key == "firewall" else rate_limit_rule(service, zone["plan"])
+                    self._record(manager.ensure_absent(rule["ref"]))
+
+        dns = dict((name, DnsManager(self.api, zone, self.check_mode)) for name, zone in zones.items())
+        for spec in self.plan.tunnels:
+            # Soft-deleted tunnels count too, so that records left by an earlier, interrupted
+            # teardown are still recognised as this tunnel's.
+            targets = [tunnel_id + TUNNEL_CNAME_SUFFIX for tunnel_id in tunnels.ids_named(spec["name"])]
+            for service in spec.get("services") or []:
+                manager = dns[service["zone"]]
+                existing = manager.records_named(service["hostname"])
+                owned = [item for item in existing if item.get("type") == "CNAME"
+                         and (item.get("content") or "").lower() in targets]
+                outcome = manager.ensure_absent(service["hostname"], "CNAME", content=owned[0]["content"],
+                                                existing=owned) if owned else None
+                if outcome is not None:
+                    self._record(outcome)
+            if not self.plan.keep_tunnels:
+                self._record(tunnels.ensure_absent(spec["name"]))
 
     @property
     def changed(self):

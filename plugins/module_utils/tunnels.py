@@ -55,6 +55,11 @@ class TunnelManager:
                 % (name, ", ".join(item["id"] for item in live)))
         return live[0] if live else None
 
+    def ids_named(self, name):
+        """Return the ids of every tunnel, live or soft-deleted, that was ever named ``name``."""
+        items = self.api.list_all(self.base, "look up tunnels named '%s'" % name, {"name": name}, per_page=50)
+        return [item["id"] for item in items if item.get("name") == name]
+
     def ensure_present(self, name, config_src="cloudflare"):
         current = self.find(name)
         if current is not None:

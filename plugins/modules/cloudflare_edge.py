@@ -177,6 +177,24 @@ options:
                     example V(/api/*). Unset allows every path.
                 type: list
                 elements: str
+  state:
+    description:
+      - V(present) creates and updates what is described.
+      - V(absent) removes it, in this order - the Access applications of the services, the Access policies this
+        module names (C(access.policy_name) or C(<hostname> service auth)), the service tokens, the ruleset rules
+        of the services, the DNS records that are CNAMEs to the described tunnels, and the tunnels after their
+        connections are cleaned up. Then it reads everything again and fails if something is still there.
+      - With V(absent), records, policies, rules and tunnels that the description does not name, and DNS records
+        that point anywhere but the described tunnels, are left alone.
+    type: str
+    choices: [present, absent]
+    default: present
+  keep_tunnels:
+    description:
+      - With O(state=absent), leave the tunnels in place. Use it to remove everything else before the
+        connectors on the origin hosts are stopped; delete the tunnels in a later run.
+    type: bool
+    default: false
 extends_documentation_fragment:
   - homelab.edge.cloudflare
   - homelab.edge.cloudflare.account
@@ -315,6 +333,8 @@ def main():
             zone=dict(type="str"),
             service_tokens=dict(type="list", elements="dict", default=[], options=TOKEN_SPEC, no_log=False),
             tunnels=dict(type="list", elements="dict", default=[], options=TUNNEL_SPEC),
+            state=dict(type="str", choices=["present", "absent"], default="present"),
+            keep_tunnels=dict(type="bool", default=False),
         ),
         supports_check_mode=True,
     )
@@ -332,6 +352,13 @@ def main():
                 # A created token returns the only copy of its secret; it must not reach the output.
                 module.require_no_log("Creating service tokens")
             reconciler = EdgeReconciler(module.api, plan, check_mode=False).run()
+            if plan.state == "absent":
+                # Read everything again: whatever still exists was not really removed.
+                leftovers = [outcome.label for outcome in EdgeReconciler(module.api, plan, check_mode=True).run().outcomes
+                             if outcome.changed]
+                if leftovers:
+                    raise CloudflareError("These objects still exist after they were deleted: %s. Run again; if they "
+                                          "remain, check them in the dashboard." % ", ".join(leftovers))
     except CloudflareError as exc:
         module.fail_with(exc)
     for warning in reconciler.warnings:
