@@ -2,12 +2,14 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Unit tests of the Access managers (service tokens, reusable policies, applications) with a FakeAPI."""
 
+import datetime
 import json
 
 import pytest
 
 from tests.unit.plugins.modules.utils import ACCOUNT_ID, APPS, POLICIES, TOKENS, FakeAPI, Sequence, http_error
 
+from ansible_collections.homelab.edge.plugins.module_utils import access
 from ansible_collections.homelab.edge.plugins.module_utils.access import (
     ApplicationManager,
     PolicyManager,
@@ -358,3 +360,124 @@ def test_app_deleted():
     api = FakeAPI(lists={APPS: [application()]})
     assert ApplicationManager(api, ACCOUNT_ID).ensure_absent("chat.example.com").action == "delete"
     assert [(call.method, call.path) for call in api.writes()] == [("DELETE", "%s/%s" % (APPS, APP_ID))]
+
+
+# Rotation, refresh and expiry of service tokens
+
+NOW = datetime.datetime(2026, 12, 4, 12, 0, 0, tzinfo=datetime.timezone.utc)
+ROTATE_PATH = "%s/%s/rotate" % (TOKENS, TOKEN_ID)
+REFRESH_PATH = "%s/%s/refresh" % (TOKENS, TOKEN_ID)
+
+
+@pytest.fixture
+def fixed_now(monkeypatch):
+    monkeypatch.setattr(access, "utc_now", lambda: NOW)
+
+
+def test_rotate_sends_grace_end_and_returns_secret(fixed_now):
+    api = FakeAPI(routes={("POST", ROTATE_PATH): dict(token(), client_secret=CLIENT_SECRET)})
+    outcome = ServiceTokenManager(api, ACCOUNT_ID).rotate(token(), 24 * 3600)
+    assert outcome.action == "rotate"
+    assert outcome.secrets == {"client_secret": CLIENT_SECRET}
+    assert CLIENT_SECRET not in json.dumps([outcome.before, outcome.after, outcome.result])
+    [write] = api.writes()
+    assert (write.method, write.path, write.retry_writes) == ("POST", ROTATE_PATH, False)
+    assert write.body == {"previous_client_secret_expires_at": "2026-12-05T12:00:00Z"}
+    assert outcome.after["previous_client_secret_expires_at"] == "2026-12-05T12:00:00Z"
+
+
+def test_rotate_without_grace_revokes_at_once(fixed_now):
+    api = FakeAPI(routes={("POST", ROTATE_PATH): dict(token(), client_secret=CLIENT_SECRET)})
+    ServiceTokenManager(api, ACCOUNT_ID).rotate(token(), 0)
+    assert api.writes()[0].body == {}
+
+
+def test_rotate_in_check_mode_sends_no_write(fixed_now):
+    api = FakeAPI()
+    outcome = ServiceTokenManager(api, ACCOUNT_ID, check_mode=True).rotate(token(), 3600)
+    assert outcome.action == "rotate"
+    assert outcome.secrets == {}
+    assert api.writes() == []
+
+
+def test_refresh_keeps_secret():
+    refreshed = token()
+    refreshed["expires_at"] = "2028-01-01T00:00:00Z"
+    api = FakeAPI(routes={("POST", REFRESH_PATH): refreshed})
+    outcome = ServiceTokenManager(api, ACCOUNT_ID).refresh(token())
+    assert outcome.action == "refresh"
+    assert outcome.after["expires_at"] == "2028-01-01T00:00:00Z"
+    assert outcome.secrets == {}
+    assert [(call.method, call.path) for call in api.writes()] == [("POST", REFRESH_PATH)]
+
+
+def test_refresh_in_check_mode_sends_no_write():
+    api = FakeAPI()
+    assert ServiceTokenManager(api, ACCOUNT_ID, check_mode=True).refresh(token()).action == "refresh"
+    assert api.writes() == []
+
+
+def test_expire_previous_secret_sends_now(fixed_now):
+    api = FakeAPI()
+    outcome = ServiceTokenManager(api, ACCOUNT_ID).expire_previous_secret(token())
+    assert outcome.action == "update"
+    [write] = api.writes()
+    assert (write.method, write.path) == ("PUT", "%s/%s" % (TOKENS, TOKEN_ID))
+    assert write.body == {"name": "azure-backend", "previous_client_secret_expires_at": "2026-12-04T12:00:00Z"}
+
+
+@pytest.mark.parametrize("expires_at, days", [
+    ("2027-12-04T12:00:00Z", 365),
+    ("2026-12-14T11:59:59.123456789Z", 9),
+    ("2026-12-04T14:00:00+02:00", 0),
+    ("2026-12-03T12:00:00Z", -1),
+    (None, None),
+])
+def test_days_left(expires_at, days):
+    assert access.days_left({"expires_at": expires_at}, now=NOW) == days
+
+
+# Concurrent creates
+
+
+def test_token_race_keeps_oldest():
+    mine = dict(token(token_id="newer-id"), created_at="2026-12-04T12:00:01Z")
+    theirs = dict(token(token_id="older-id"), created_at="2026-12-04T12:00:00Z")
+    api = FakeAPI(lists={TOKENS: Sequence([], [mine, theirs])},
+                  routes={("POST", TOKENS): dict(mine, client_secret=CLIENT_SECRET)})
+    outcome = ServiceTokenManager(api, ACCOUNT_ID).ensure_present("azure-backend")
+    assert outcome.result["id"] == "older-id"
+    assert outcome.secrets == {}
+    assert "Another run created service token 'azure-backend' at the same time" in outcome.notes[0]
+    assert [(call.method, call.path) for call in api.writes()] == [
+        ("POST", TOKENS), ("DELETE", "%s/newer-id" % TOKENS)]
+
+
+def test_token_race_winner_keeps_secret():
+    mine = dict(token(token_id="older-id"), created_at="2026-12-04T12:00:00Z")
+    theirs = dict(token(token_id="newer-id"), created_at="2026-12-04T12:00:01Z")
+    api = FakeAPI(lists={TOKENS: Sequence([], [mine, theirs])},
+                  routes={("POST", TOKENS): dict(mine, client_secret=CLIENT_SECRET)})
+    outcome = ServiceTokenManager(api, ACCOUNT_ID).ensure_present("azure-backend")
+    assert outcome.result["id"] == "older-id"
+    assert outcome.secrets == {"client_secret": CLIENT_SECRET}
+    assert [call.method for call in api.writes()] == ["POST"]
+
+
+def test_policy_race_keeps_oldest():
+    mine = policy(name="p", policy_id="newer-id", created_at="2026-12-04T12:00:01Z")
+    theirs = policy(name="p", policy_id="older-id", created_at="2026-12-04T12:00:00Z")
+    api = FakeAPI(lists={POLICIES: Sequence([], [mine, theirs])}, routes={("POST", POLICIES): mine})
+    outcome = PolicyManager(api, ACCOUNT_ID).ensure_present("p", "non_identity", mine["include"])
+    assert outcome.result["id"] == "older-id"
+    assert "Another run created Access policy 'p' at the same time" in outcome.notes[0]
+    assert [(call.method, call.path) for call in api.writes()] == [
+        ("POST", POLICIES), ("DELETE", "%s/newer-id" % POLICIES)]
+
+
+def test_app_domain_conflict_adopts_application():
+    api = FakeAPI(lists={APPS: Sequence([], [application()])},
+                  routes={("POST", APPS): http_error(400, 12132, "domain already in use")})
+    outcome = ApplicationManager(api, ACCOUNT_ID).ensure_present("chat.example.com", policies=LINKS)
+    assert outcome.result["id"] == APP_ID
+    assert [call.method for call in api.calls] == ["GET", "POST", "GET"]

@@ -17,7 +17,14 @@ from tests.unit.plugins.modules.utils import (
 )
 
 from ansible_collections.homelab.edge.plugins.module_utils.cloudflare_api import CloudflareError
-from ansible_collections.homelab.edge.plugins.module_utils.edge import EdgePlan, EdgeReconciler, service_rule, zone_of
+from ansible_collections.homelab.edge.plugins.module_utils.edge import (
+    EdgePlan,
+    EdgeReconciler,
+    firewall_rule,
+    rate_limit_rule,
+    service_rule,
+    zone_of,
+)
 
 CLIENT_SECRET = "edge-unit-client-secret-41c7"
 TOKEN_ID = "3d2c1b0a-9f8e-4d7c-8b6a-5f4e3d2c1b0a"
@@ -284,3 +291,68 @@ def test_missing_referenced_policy_rejected():
     with pytest.raises(CloudflareError) as error:
         EdgeReconciler(api, EdgePlan(params)).run()
     assert "Access policy 'staff' for 'chat.example.com' was not found" in str(error.value)
+
+
+# Rate limits and firewall rules of services
+
+
+def test_plan_lists_rule_errors_with_others():
+    bad = service("chat.example.com",
+                  rate_limit={"requests": 0, "period": 7, "mitigation_timeout": 5, "action": "allow", "burst": 1},
+                  firewall={"methods": ["get", "FETCH"], "paths": ["api", "/a*b"], "ports": [1]})
+    plan = EdgePlan({"account": "Homelab", "zone": "example.com",
+                     "tunnels": [tunnel_spec("home", bad, service("git.example.org"))]})
+    expected = [
+        "Unknown key(s) burst in rate_limit of service 'chat.example.com' of tunnel 'home'",
+        "Invalid rate_limit.requests 0",
+        "Invalid rate_limit.period 7",
+        "Invalid rate_limit.mitigation_timeout 5",
+        "Invalid rate_limit.action 'allow'",
+        "Unknown key(s) ports in firewall",
+        "Invalid firewall.methods FETCH",
+        "Invalid firewall path 'api'",
+        "Invalid firewall path '/a*b'",
+        "Hostname 'git.example.org' is not inside zone 'example.com'",
+    ]
+    for text in expected:
+        assert [error for error in plan.errors if text in error], "missing error: %s" % text
+    assert len(plan.errors) == len(expected)
+
+
+def test_plan_empty_firewall_rejected():
+    plan = EdgePlan({"account": "Homelab", "zone": "example.com",
+                     "tunnels": [tunnel_spec("home", service("chat.example.com", firewall={"methods": []},
+                                                             rate_limit={"requests": 30, "period": 10}))]})
+    assert plan.errors == ["firewall of service 'chat.example.com' of tunnel 'home' lists no methods and no paths; "
+                           "list the ones the backend uses, or remove firewall."]
+
+
+def test_plan_shared_rule_ref_rejected():
+    limit = {"requests": 30, "period": 10}
+    plan = EdgePlan({"account": "Homelab", "zone": "example.com",
+                     "tunnels": [tunnel_spec("home", service("chat.example.com", path="^/a", rate_limit=limit),
+                                             service("chat.example.com", path="^/b", rate_limit=limit))]})
+    [error] = plan.errors
+    assert "both set rate_limit, which would share the rule ref homelab_edge_rl_chat_example_com" in error
+
+
+def test_firewall_rule_expression():
+    rule = firewall_rule({"hostname": "chat.example.com",
+                          "firewall": {"methods": ["GET", "POST"], "paths": ["/api/chat", "/api/*"]}})
+    assert rule["ref"] == "homelab_edge_fw_chat_example_com"
+    assert rule["action"] == "block"
+    assert rule["expression"] == (
+        'http.host eq "chat.example.com" and (not (http.request.method in {"GET" "POST"}) or '
+        'not (http.request.uri.path in {"/api/chat"} or starts_with(http.request.uri.path, "/api/")))')
+
+
+def test_rate_limit_rule_per_plan():
+    limited = {"hostname": "chat.example.com", "rate_limit": {"requests": 30, "period": 10},
+               "firewall": {"paths": ["/api/chat"]}}
+    pro = rate_limit_rule(limited, "pro")
+    free = rate_limit_rule(limited, "free")
+    assert pro["expression"] == 'http.host eq "chat.example.com"'
+    # The Free plan does not allow http.host in rate-limiting expressions, so the rule matches the paths instead.
+    assert free["expression"] == 'http.request.uri.path in {"/api/chat"}'
+    assert free["ratelimit"] == {"requests_per_period": 30, "period": 10, "mitigation_timeout": None,
+                                 "characteristics": ["ip.src", "cf.colo.id"]}

@@ -6,6 +6,7 @@ Each test checks the module result (``changed``, the diff, messages) and the cal
 the FakeAPI, so that a check-mode run that writes, or a secret in the output, fails a test.
 """
 
+import datetime
 import functools
 import json
 
@@ -31,11 +32,12 @@ from tests.unit.plugins.modules.utils import (
     warning_texts,
 )
 
-from ansible_collections.homelab.edge.plugins.module_utils import cloudflare_api
+from ansible_collections.homelab.edge.plugins.module_utils import access, cloudflare_api
 from ansible_collections.homelab.edge.plugins.modules import (
     cloudflare_access_application,
     cloudflare_access_policy,
     cloudflare_access_service_token,
+    cloudflare_access_service_token_info,
     cloudflare_dns_record,
     cloudflare_edge,
     cloudflare_tunnel,
@@ -328,7 +330,7 @@ def test_dns_absent_deletes(monkeypatch, capsys):
 # cloudflare_access_service_token
 
 
-def test_token_create_without_no_log_fails_before_write(monkeypatch, capsys):
+def test_token_create_needs_no_log(monkeypatch, capsys):
     api = FakeAPI(routes={("POST", TOKENS): created_service_token})
     result = run_module(cloudflare_access_service_token, {"account": "Homelab", "name": "azure-backend"},
                         monkeypatch, capsys, api)
@@ -383,6 +385,120 @@ def test_token_absent(monkeypatch, capsys):
     assert result["changed"] is True
     assert [(call.method, call.path) for call in api.writes()] == [("DELETE", "%s/%s" % (TOKENS, TOKEN_ID))]
     assert [call.method for call in api.calls].count("GET") == 1
+
+
+NOW = datetime.datetime(2026, 12, 4, 12, 0, 0, tzinfo=datetime.timezone.utc)
+ROTATE_PATH = "%s/%s/rotate" % (TOKENS, TOKEN_ID)
+
+
+@pytest.fixture
+def fixed_now(monkeypatch):
+    monkeypatch.setattr(access, "utc_now", lambda: NOW)
+
+
+def token_args(**options):
+    return dict({"account": "Homelab", "name": "azure-backend"}, **options)
+
+
+def test_token_rotate_needs_no_log(monkeypatch, capsys):
+    api = FakeAPI(lists={TOKENS: [service_token()]})
+    result = run_module(cloudflare_access_service_token, token_args(rotate=True), monkeypatch, capsys, api)
+    assert result["failed"] is True
+    assert "Rotating service token 'azure-backend' returns a secret" in result["msg"]
+    assert not_built(api)
+
+
+def test_token_rotate_returns_new_secret(monkeypatch, capsys, fixed_now):
+    api = FakeAPI(lists={TOKENS: [service_token()]},
+                  routes={("POST", ROTATE_PATH): dict(service_token(), client_secret=CLIENT_SECRET)})
+    result = run_module(cloudflare_access_service_token, token_args(rotate=True, grace_period="2h"), monkeypatch,
+                        capsys, api, no_log=True)
+    assert result["changed"] is True
+    assert result["client_secret"] == CLIENT_SECRET
+    assert CLIENT_SECRET not in json.dumps(result["diff"])
+    assert CLIENT_SECRET not in json.dumps(result["service_token"])
+    [write] = api.writes()
+    assert write.body == {"previous_client_secret_expires_at": "2026-12-04T14:00:00Z"}
+
+
+def test_token_rotate_check_mode_sends_no_write(monkeypatch, capsys, fixed_now):
+    api = FakeAPI(lists={TOKENS: [service_token()]})
+    result = run_module(cloudflare_access_service_token, token_args(rotate=True), monkeypatch, capsys, api,
+                        check_mode=True)
+    assert result["changed"] is True
+    assert "client_secret" not in result
+    assert api.writes() == []
+
+
+def test_token_refresh_posts_refresh(monkeypatch, capsys, fixed_now):
+    refresh_path = "%s/%s/refresh" % (TOKENS, TOKEN_ID)
+    api = FakeAPI(lists={TOKENS: [service_token()]}, routes={("POST", refresh_path): service_token()})
+    result = run_module(cloudflare_access_service_token, token_args(refresh=True), monkeypatch, capsys, api)
+    assert result["changed"] is True
+    assert "client_secret" not in result
+    assert [(call.method, call.path) for call in api.writes()] == [("POST", refresh_path)]
+
+
+def test_token_new_is_not_rotated(monkeypatch, capsys, fixed_now):
+    api = FakeAPI(routes={("POST", TOKENS): created_service_token})
+    result = run_module(cloudflare_access_service_token, token_args(rotate=True), monkeypatch, capsys, api,
+                        no_log=True)
+    assert result["client_secret"] == CLIENT_SECRET
+    assert [call.path for call in api.writes()] == [TOKENS]
+    assert "Service token 'azure-backend' is new, so it was not rotated or refreshed." in warning_texts(result)
+
+
+@pytest.mark.parametrize("args, message", [
+    ({"grace_period": "a day"}, "Invalid grace_period:"),
+    ({"grace_period": "forever"}, "grace_period cannot be forever"),
+    ({"state": "absent", "refresh": True}, "rotate, refresh and expire_previous_secret need state=present."),
+])
+def test_token_invalid_options_fail_before_request(monkeypatch, capsys, args, message):
+    api = FakeAPI()
+    result = run_module(cloudflare_access_service_token, token_args(**args), monkeypatch, capsys, api)
+    assert result["failed"] is True
+    assert message in result["msg"]
+    assert not_built(api)
+
+
+def test_token_expiry_warns(monkeypatch, capsys, fixed_now):
+    expiring = dict(service_token(), expires_at="2026-12-14T12:00:00Z")
+    api = FakeAPI(lists={TOKENS: [expiring]})
+    result = run_module(cloudflare_access_service_token, token_args(), monkeypatch, capsys, api)
+    assert result["changed"] is False
+    assert result["service_token"]["days_left"] == 10
+    assert any("expires on 2026-12-14T12:00:00Z, in 10 days" in text for text in warning_texts(result))
+
+
+def test_token_expiry_fails_when_asked(monkeypatch, capsys, fixed_now):
+    expired = dict(service_token(), expires_at="2026-12-01T12:00:00Z")
+    api = FakeAPI(lists={TOKENS: [expired]})
+    result = run_module(cloudflare_access_service_token, token_args(expiry_action="fail"), monkeypatch, capsys, api)
+    assert result["failed"] is True
+    assert "Service token 'azure-backend' expired on 2026-12-01T12:00:00Z" in result["msg"]
+    assert api.writes() == []
+
+
+def test_token_far_expiry_no_warning(monkeypatch, capsys, fixed_now):
+    api = FakeAPI(lists={TOKENS: [service_token()]})
+    result = run_module(cloudflare_access_service_token, token_args(), monkeypatch, capsys, api)
+    assert warning_texts(result) == []
+
+
+def test_token_info_marks_expiring(monkeypatch, capsys, fixed_now):
+    tokens = [dict(service_token(), expires_at="2026-12-14T12:00:00Z", client_secret=CLIENT_SECRET),
+              dict(service_token(), id="other", name="ci"),
+              dict(service_token(), id="forever", name="azure-backend", expires_at=None)]
+    api = FakeAPI(lists={TOKENS: tokens})
+    result = run_module(cloudflare_access_service_token_info, {"account": "Homelab", "name": "azure-backend"},
+                        monkeypatch, capsys, api)
+    assert result["changed"] is False
+    assert [(item["id"], item["days_left"], item["expiring"]) for item in result["service_tokens"]] == [
+        (TOKEN_ID, 10, True), ("forever", None, False)]
+    assert [item["id"] for item in result["expiring"]] == [TOKEN_ID]
+    assert CLIENT_SECRET not in json.dumps(result)
+    assert api.calls[0].params == {"name": "azure-backend"}
+    assert api.writes() == []
 
 
 # cloudflare_access_policy
@@ -548,7 +664,7 @@ def test_edge_check_mode_sends_no_write(monkeypatch, capsys):
     assert api.writes() == []
 
 
-def test_edge_token_create_without_no_log_fails_before_write(monkeypatch, capsys):
+def test_edge_token_create_needs_no_log(monkeypatch, capsys):
     api = edge_api()
     result = run_module(cloudflare_edge, edge_args(), monkeypatch, capsys, api)
     assert result["failed"] is True
