@@ -48,7 +48,9 @@ from __future__ import annotations
 
 import copy
 import datetime
+import json
 import logging
+import os
 import pathlib
 import re
 import secrets
@@ -195,10 +197,25 @@ class AzureApp(EmulatorApp):
 
     name = "azure"
 
-    def __init__(self, seed: dict[str, Any]):
+    def __init__(self, seed: dict[str, Any], state_path: pathlib.Path | None = None):
         super().__init__()
         self._seed = copy.deepcopy(seed or {})
-        self.set_state(self._seed)
+        # With a state path, the state survives a restart, as the Cloudflare emulator's does, so that
+        # `make demo` run twice shows a second run that changes nothing. The file holds setting values
+        # and test credentials; it is written with mode 0600.
+        self.state_path = state_path
+        if state_path is not None and state_path.exists():
+            self.set_state(json.loads(state_path.read_text()))
+        else:
+            self.set_state(self._seed)
+
+    def _persist(self) -> None:
+        if self.state_path is None:
+            return
+        temporary = self.state_path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(self.get_state(), indent=1))
+        os.chmod(temporary, 0o600)
+        os.replace(temporary, self.state_path)
 
     # State
 
@@ -287,7 +304,11 @@ class AzureApp(EmulatorApp):
     def handle(self, request: Request) -> Response:
         try:
             if request.path.lower().startswith("/subscriptions/"):
-                return self._handle_arm(request)
+                response = self._handle_arm(request)
+                if request.method == "PUT" and response.status < 300:
+                    with self.lock:
+                        self._persist()
+                return response
             return self._handle_entra(request)
         except (ArmError, EntraError) as error:
             return _arm_error(error)
@@ -586,7 +607,8 @@ def start(seed_section: dict, state_dir: pathlib.Path, host: str = "127.0.0.1") 
     """
     state_dir = pathlib.Path(state_dir)
     certificate = ensure_server_certificate(state_dir / "azure_tls")
-    server = TlsEmulatorServer((host, 0), AzureApp(seed_section or {}))
+    state_path = state_dir / "azure.json" if (seed_section or {}).get("persist") else None
+    server = TlsEmulatorServer((host, 0), AzureApp(seed_section or {}, state_path=state_path))
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(certificate.cert_path, certificate.key_path)
     # The handshake runs in the request thread, so one stalled client cannot block accept().

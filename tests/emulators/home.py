@@ -20,6 +20,7 @@ import threading
 from typing import Any
 
 from tests.emulators import cloudflare_api
+from tests.emulators.admin import CloudflareAdmin
 from tests.standins import connector
 from tests.standins.ollama import ollama_standin
 
@@ -56,6 +57,12 @@ class Home:
                 continue
             token = cloudflare_api.tunnel_token(tunnel["account_id"], tunnel["id"], tunnel["secret"])
             try:
+                # Connections left from before a restart of the emulators are stale, as they are when
+                # a real origin host restarts: drop them, so the edge uses this connector.
+                admin = CloudflareAdmin(self.cloudflare_admin)
+                for stale in admin.connectors():
+                    if stale.get("tunnel_id") == tunnel["id"]:
+                        admin.remove_connector(stale["client_id"])
                 connector.connect(token, self.cloudflare_admin, self.edge_admin,
                                   origins={self.service_url: self.ollama.url})
             except Exception:  # noqa: BLE001 (the watcher must keep running; the error is logged)
