@@ -29,7 +29,7 @@ def molecule_environment() -> dict[str, str]:
         "NO_PROXY": "127.0.0.1,localhost",
         "no_proxy": "127.0.0.1,localhost",
         "PATH": f"{CHECKOUT / '.venv' / 'bin'}{os.pathsep}{env.get('PATH', '')}",
-        # The highest verbosity prints module arguments and results, where a leak would show.
+        # Verbosity 3 (-vvv) prints module arguments and results, where a leak would show.
         "ANSIBLE_VERBOSITY": "3",
         "ANSIBLE_NOCOLOR": "1",
         "PY_COLORS": "0",

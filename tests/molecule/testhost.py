@@ -2,9 +2,9 @@
 """Build, boot and stop throwaway Debian test hosts for the Molecule scenarios.
 
 One debootstrapped Debian bookworm root file system is built once and cached under
-``<checkout>/.cache/testhost``. Each test host boots that file system with systemd-nspawn as
-PID 1 (``--volatile=overlay``, so writes go to a tmpfs and the cache stays untouched) on its
-own veth link, and is reachable over ssh as root with a key made for that host.
+``<checkout>/.cache/testhost``. Each test host boots that file system with systemd-nspawn,
+with systemd as PID 1. ``--volatile=overlay`` sends its writes to a tmpfs, so the cache stays
+untouched. Each host has its own veth link and takes ssh logins as root with a key made for it.
 
 Commands (all need root, and the packages from scripts/install-test-host-packages):
 
@@ -47,7 +47,7 @@ HTTP_PORT = 8080
 # Interface names are limited to 15 bytes, and nspawn names the controller side "ve-<machine>".
 MAX_NAME_LENGTH = 12
 
-# Deadlines for waiting on the host; they bound a hung boot and are not measurements.
+# Deadlines for waiting on the host. They bound a hung boot and are not measurements.
 BOOT_DEADLINE_SECONDS = 90
 STOP_DEADLINE_SECONDS = 30
 

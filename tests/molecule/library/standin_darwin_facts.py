@@ -1,6 +1,6 @@
 #!/usr/bin/python
-# Test-only module: overrides the gathered platform facts so that a Debian test host is treated as
-# macOS, with the brew and launchctl stand-ins answering for Homebrew and launchd.
+# Test-only module: replaces the gathered platform facts so that a Debian test host is treated as
+# macOS, with the brew and launchctl stand-ins in place of Homebrew and launchd.
 
 DOCUMENTATION = r"""
 module: standin_darwin_facts
