@@ -232,11 +232,16 @@ class CloudflareAPI:
         """
         items = []
         page = 1
+        previous = None
         query = dict(params or {})
         while True:
             query.update(page=page, per_page=per_page)
             envelope = self.request("GET", path, action, params=query)
             batch = envelope.get("result") or []
+            if batch and batch == previous:
+                # A server that ignores ``page`` repeats the first page; stop instead of looping.
+                break
+            previous = batch
             items.extend(batch)
             info = envelope.get("result_info") or {}
             total_pages = info.get("total_pages")
@@ -336,7 +341,11 @@ def _retry_after(headers):
     try:
         seconds = float(value)
     except ValueError:
-        parsed = email.utils.parsedate_to_datetime(value)
+        try:
+            parsed = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            # Neither seconds nor an HTTP date: fall back to the normal backoff.
+            return None
         if parsed is None:
             return None
         seconds = parsed.timestamp() - time.time()

@@ -35,6 +35,14 @@ def fqdn(name, zone_name):
     return "%s.%s" % (text, zone_name)
 
 
+def same_content(record_type, left, right):
+    """Compare record contents; host names (CNAME, NS, MX) ignore case and a trailing dot."""
+    left, right = left or "", right or ""
+    if record_type in ("CNAME", "NS", "MX"):
+        return left.rstrip(".").lower() == right.rstrip(".").lower()
+    return left == right
+
+
 def record_view(record):
     if record is None:
         return None
@@ -87,11 +95,12 @@ class DnsManager:
                 "DNS record %s cannot be created: the zone already has %s for that name. Remove it, or set "
                 "overwrite to replace it." % (label, ", ".join(
                     "a %s record pointing to %s" % (item.get("type"), item.get("content")) for item in conflicts)))
-        current = same_type[0] if same_type else None
+        # Several A or AAAA records may share a name (round robin): prefer the one with this content.
+        current = next((item for item in same_type if same_content(record_type, item.get("content"), content)),
+                       same_type[0] if same_type else None)
         if record_type == "CNAME" and len(same_type) > 1:
             raise CloudflareError("Zone holds %d CNAME records named %s; remove the extra ones." % (len(same_type), name))
-        if current is not None and current.get("content", "").rstrip(".").lower() != content.rstrip(".").lower() \
-                and not overwrite:
+        if current is not None and not same_content(record_type, current.get("content"), content) and not overwrite:
             raise CloudflareError(
                 "DNS record %s already exists and points to '%s', not '%s'. It was not created by this run; set "
                 "overwrite to take it over, or choose another hostname." % (label, current.get("content"), content))
@@ -110,6 +119,8 @@ class DnsManager:
             for key in MANAGED_FIELDS:
                 if desired[key] is not None:
                     wanted[key] = desired[key]
+            if same_content(record_type, before["content"], content):
+                wanted["content"] = before["content"]
             if wanted == before:
                 return Outcome("dns_record", label, "none", before=before, after=before, result=current)
             if self.check_mode:
@@ -118,6 +129,10 @@ class DnsManager:
                 "name": name, "type": record_type, "content": wanted["content"], "proxied": wanted["proxied"],
                 "ttl": wanted["ttl"] or 1, "tags": current.get("tags") or [],
             }
+            # PUT replaces the record: keep the fields of other record types (MX priority, SRV data).
+            for key in ("priority", "data"):
+                if current.get(key) is not None:
+                    body[key] = current[key]
             # PUT replaces the record; a comment that is not sent is removed.
             if wanted["comment"] is not None:
                 body["comment"] = wanted["comment"]

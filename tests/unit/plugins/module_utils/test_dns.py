@@ -88,12 +88,6 @@ def test_matching_record_left_alone():
     assert api.writes() == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="The ownership check compares content without case and trailing dot, "
-    "but the change check compares it exactly, so 'Target.' updates a record "
-    "that contains 'target' on every run.",
-)
 def test_content_case_and_dot_ignored():
     api = FakeAPI(lists={RECORDS: [record()]})
     outcome = DnsManager(api, ZONE).ensure_present("chat", "CNAME", TARGET.upper() + ".", proxied=True)
@@ -234,12 +228,6 @@ def test_conflicting_create_other_content_raises():
     assert error.value.has_code(81053)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="With several records of one name and type, the first one is compared, so a "
-    "desired content that another of them already contains is reported as pointing "
-    "elsewhere, and with overwrite the first record is rewritten to a duplicate.",
-)
 def test_round_robin_matching_record_found():
     first = record(record_type="A", content="203.0.113.1", record_id="a1", proxied=False)
     second = record(record_type="A", content="203.0.113.2", record_id="a2", proxied=False)
@@ -249,11 +237,6 @@ def test_round_robin_matching_record_found():
     assert api.writes() == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="The update body lists only name, type, content, proxied, ttl, tags and "
-    "comment, so a PUT to an MX record drops its priority.",
-)
 def test_mx_update_keeps_priority():
     current = record(record_type="MX", content="mail.example.com", name="example.com", priority=10, ttl=3600)
     api = FakeAPI(lists={RECORDS: [current]}, routes={("PUT", RECORDS + "/r1"): created})
