@@ -157,7 +157,7 @@ class DnsManager:
         except CloudflareError as exc:
             # A 5xx or network error leaves the outcome unknown. A conflict (81053, 81054, 81058)
             # after the lookup above means that another run created a record of this name since.
-            # Either way, adopt a record of this type that holds the same content.
+            # Either way, adopt a record of this type that has the same content.
             conflict = any(exc.has_code(code) for code in RACE_CODES)
             if exc.status is not None and exc.status < 500 and not conflict:
                 raise
