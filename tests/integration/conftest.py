@@ -6,9 +6,9 @@ import os
 
 import pytest
 
-from tests.emulators import cloudflare_api
+from tests.emulators import cloudflare_api, launch
 from tests.emulators.admin import CloudflareAdmin
-from tests.integration.harness import demo_seed
+from tests.integration.harness import demo_environment, demo_seed
 
 REAL_CLOUDFLARE = os.environ.get("HOMELAB_EDGE_REAL_CLOUDFLARE") == "1"
 
@@ -56,3 +56,33 @@ def cloudflare():
         assert admin.schema_violations() == [], "the emulator saw requests or sent responses outside the schema"
     finally:
         server.shutdown()
+
+
+class DemoEdge:
+    """Every emulator of the demo seed, started in this process, and how to reach them."""
+
+    def __init__(self, seed, servers, info):
+        self.seed = seed
+        self.servers = servers
+        self.info = info
+        self.env = demo_environment(seed, info)
+        self.cloudflare = CloudflareAdmin(info["cloudflare"]["admin_url"])
+        self.azure = next(server.app for server in servers if getattr(getattr(server, "app", None), "name", "") == "azure")
+
+    def site_args(self):
+        return ["-e", "edge_connect_url=%s" % self.info["edge"]["url"]]
+
+
+@pytest.fixture
+def demo_edge(tmp_path):
+    """The whole demo (Cloudflare, Azure, edge and home stand-ins) with a fresh state."""
+    if REAL_CLOUDFLARE:
+        pytest.skip("needs the emulators")
+    seed = demo_seed()
+    seed["cloudflare"]["validate"] = True
+    seed["azure"].pop("persist", None)
+    servers, info = launch.start_all(seed, tmp_path, "127.0.0.1")
+    try:
+        yield DemoEdge(seed, servers, info)
+    finally:
+        launch.stop_all(servers)

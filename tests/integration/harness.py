@@ -97,3 +97,22 @@ def write_vars(directory: pathlib.Path, name: str, variables: dict[str, Any]) ->
     path = directory / name
     path.write_text(json.dumps(variables, indent=2))
     return path
+
+
+def demo_environment(seed: dict[str, Any], info: dict[str, Any]) -> dict[str, str]:
+    """Return the connection environment for the emulators started from ``seed`` (as scripts/demo sets it)."""
+    env = {
+        "CLOUDFLARE_BASE_URL": info["cloudflare"]["base_url"],
+        "CLOUDFLARE_API_TOKEN": seed["cloudflare"]["api_tokens"][0]["value"],
+    }
+    if "azure" in info:
+        principal = seed["azure"]["principals"][0]
+        env.update(
+            REQUESTS_CA_BUNDLE=info["azure"]["ca_path"],
+            AZURE_RESOURCE_MANAGER_ENDPOINT=info["azure"]["base_url"],
+            AZURE_AUTHORITY_HOST=info["azure"]["authority_host"],
+            AZURE_CLIENT_ID=principal["client_id"],
+            AZURE_CLIENT_SECRET=principal["client_secret"],
+            AZURE_TENANT_ID=principal["tenant_id"],
+        )
+    return env
