@@ -233,6 +233,12 @@ def main():
         module.fail_json(msg="Invalid grace_period: %s." % exc)
     if grace_seconds is None:
         module.fail_json(msg="grace_period cannot be forever; give a duration such as 24h, or 0s.")
+    # Checked before the no_log check below, because a no_log task hides its error message.
+    if params["duration"] is not None:
+        try:
+            duration_seconds(params["duration"])
+        except ValueError as exc:
+            module.fail_json(msg="Invalid duration for service token '%s': %s." % (params["name"], exc))
     if params["state"] == "absent" and (params["rotate"] or params["refresh"] or params["expire_previous_secret"]):
         module.fail_json(msg="rotate, refresh and expire_previous_secret need state=present.")
     if params["rotate"] and not module.check_mode:

@@ -2,7 +2,7 @@
 
 What is guaranteed: both runs end with one tunnel, one CNAME, one service token, one policy and
 one Access application per name, linked to each other, and a third run changes nothing. A
-tunnel, record or application that the other run created first is adopted (Cloudflare answers
+tunnel, record or application that the other run created first is adopted (Cloudflare returns
 409 or a conflict error). Service tokens and policies may share a name at Cloudflare, so every
 run lists the name again after its create and deletes its own copy when an older one exists.
 The run that lost the service token race does not have the token's client secret; it says so
@@ -28,8 +28,8 @@ def start_site(target, variables):
 def test_two_runs_at_once_match_one(cloudflare, tmp_path):
     cloudflare.require_emulator()
     variables = write_vars(tmp_path, "edge.json", site_vars(cloudflare))
-    # Both runs wait at their first create until the other run has reached it too, so that
-    # each one has looked up the objects before the other wrote them.
+    # The emulator delays each run's first create by 3 seconds, so that both runs look the
+    # objects up before either of them has created one.
     cloudflare.admin.add_fault(method="POST", path=r"/access/service_tokens$", kind="delay", delay=3.0, count=2)
 
     first = start_site(cloudflare, variables)
