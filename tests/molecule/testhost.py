@@ -10,7 +10,7 @@ Commands (all need root, and the packages from scripts/install-test-host-package
 
     testhost.py build                      build the cached root file system if it is missing
     testhost.py start NAME [--serve DIR]   boot host NAME, print its details as JSON
-    testhost.py stop NAME                  power host NAME off and remove what start made
+    testhost.py stop NAME                  power host NAME off and stop its HTTP server
     testhost.py show NAME                  print the details of a running host as JSON
 
 ``--serve DIR`` also starts an HTTP server on the controller side of the veth link, port 8080,
@@ -19,6 +19,7 @@ that serves DIR to the test host (for example a release binary the role download
 
 import argparse
 import fcntl
+import functools
 import hashlib
 import http.server
 import ipaddress
@@ -90,7 +91,7 @@ def build():
         command = [
             "debootstrap", "--variant=minbase", f"--include={INCLUDE}", SUITE, str(staging), MIRROR,
         ]
-        result = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        result = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False)
         if result.returncode != 0:
             tail = "\n".join(result.stdout.splitlines()[-20:])
             fail(f"debootstrap failed with exit code {result.returncode}:\n{tail}")
@@ -259,7 +260,7 @@ def start(name, serve_dir):
 def host0_present(leader):
     result = subprocess.run(
         ["nsenter", "-t", str(leader), "-n", "--", "ip", "link", "show", "host0"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False,
     )
     return result.returncode == 0
 
@@ -302,7 +303,7 @@ def start_http_server(address, directory, host_dir):
 
 
 def serve_http(address, directory):
-    handler = lambda *args: http.server.SimpleHTTPRequestHandler(*args, directory=directory)  # noqa: E731
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=directory)
     http.server.ThreadingHTTPServer((address, HTTP_PORT), handler).serve_forever()
 
 
@@ -314,7 +315,7 @@ def terminate(pid, deadline_seconds):
     deadline = time.monotonic() + deadline_seconds
     while time.monotonic() < deadline:
         try:
-            finished, _ = os.waitpid(pid, os.WNOHANG)
+            finished, _status = os.waitpid(pid, os.WNOHANG)
         except ChildProcessError:
             finished = 0 if process_alive(pid) else pid
         if finished or not process_alive(pid):
@@ -350,7 +351,7 @@ def show(name):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("build", help="build the cached root file system if it is missing")
     start_parser = commands.add_parser("start", help="boot a test host and print its details")

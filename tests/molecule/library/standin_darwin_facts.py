@@ -1,4 +1,3 @@
-#!/usr/bin/python
 # Test-only module: replaces the gathered platform facts so that a Debian test host is treated as
 # macOS, with the brew and launchctl stand-ins in place of Homebrew and launchd.
 
