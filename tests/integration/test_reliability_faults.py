@@ -17,6 +17,7 @@ import pytest
 
 from tests.integration.harness import run_playbook, write_vars
 from tests.integration.test_cloudflare_site import SITE, edge_vars, live_tunnels, named, records
+from tests.integration.test_reliability_interrupt import wait_until
 
 # (label, fault rule without method, path and count); the rule then matches the module's first
 # request of the given method.
@@ -193,6 +194,8 @@ def test_lost_create_not_sent_twice(cloudflare, tmp_path):
     # The module looked the tunnel up after the timeout, before the emulator applied the create.
     assert first.returncode != 0
     assert "Failed to create tunnel 'lost': APITimeoutError" in first.output, first.explain()
+    wait_until(lambda: any(entry["status"] for entry in cloudflare.admin.log(method="POST", path="/cfd_tunnel")),
+               "the delayed create to be applied")
     second = run_playbook(playbook, env=cloudflare.env)
     assert second.returncode == 0, second.explain()
     assert second.changed == 0, second.explain()
