@@ -23,6 +23,11 @@ description:
   - Rate limiting rules are checked against the limits of the zone's plan before anything is sent, and a rule
     outside them fails with the limit and the setting to change.
 options:
+  account:
+    description:
+      - Account that holds O(zone), by name or id. It narrows the lookup of a zone given by name, and lets
+        C(module_defaults) for the C(homelab.edge.cloudflare) group set one account for every module.
+    type: str
   phase:
     description:
       - Phase whose zone entrypoint ruleset holds the rule.
@@ -231,6 +236,7 @@ def main():
     module = CloudflareModule(
         argument_spec=dict(
             zone=dict(type="str", required=True),
+            account=dict(type="str"),
             phase=dict(type="str", required=True, choices=sorted(PHASE_ACTIONS)),
             ref=dict(type="str", required=True),
             expression=dict(type="str"),
@@ -247,7 +253,8 @@ def main():
     if not params["ref"].strip():
         module.fail_json(msg="ref is empty; set it to a name that identifies the rule, such as chat_rate_limit.")
     try:
-        zone = module.api.zone(params["zone"])
+        account_id = module.api.account_id(params["account"]) if params["account"] else None
+        zone = module.api.zone(params["zone"], account_id)
         manager = RulesetRuleManager(module.api, zone, params["phase"], module.check_mode)
         if params["state"] == "absent":
             outcome = manager.ensure_absent(params["ref"])
