@@ -109,3 +109,28 @@ def test_rotation_failure_says_where_it_stopped(demo_edge):
     assert "keeps working until" in rotation.output
     assert backend.call(old_id, old_secret) == 200
     assert "not-the-secret" not in rotation.output
+
+
+def test_site_heals_a_consumer_that_lost_the_secret(demo_edge):
+    first = run_playbook(SITE, *demo_edge.site_args(), env=demo_edge.env)
+    assert first.returncode == 0, first.explain()
+    backend = Backend(demo_edge)
+    client_id, old_secret = backend.credentials()
+    with demo_edge.azure.lock:
+        holder = demo_edge.azure.holder(SUBSCRIPTION, "rg-shop", "shop-web")
+        del holder.app_settings["CF_ACCESS_CLIENT_SECRET"]
+
+    healed = run_playbook(SITE, *demo_edge.site_args(), env=demo_edge.env)
+
+    assert healed.returncode == 0, healed.explain()
+    assert "holds no working client secret" in " ".join(healed.output.split())
+    new_id, new_secret = backend.credentials()
+    assert new_id == client_id
+    assert new_secret != old_secret
+    assert demo_edge.cloudflare.service_token_valid(new_id, new_secret)
+    assert backend.call(new_id, new_secret) == 200
+    assert new_secret not in healed.output
+
+    again = run_playbook(SITE, *demo_edge.site_args(), env=demo_edge.env)
+    assert again.returncode == 0, again.explain()
+    assert again.changed == 0, again.explain()
