@@ -9,7 +9,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export NO_PROXY := 127.0.0.1,localhost,::1
 export no_proxy := 127.0.0.1,localhost,::1
 
-.PHONY: bootstrap demo test test-unit test-integration lint bench changelog build clean
+.PHONY: bootstrap test-host-packages demo test test-unit test-integration lint bench changelog build clean
 
 bootstrap:
 	@scripts/bootstrap
@@ -17,7 +17,11 @@ bootstrap:
 demo: bootstrap
 	@scripts/demo
 
-test: bootstrap test-unit test-integration lint
+test: bootstrap test-host-packages test-unit test-integration lint
+
+# Debian packages for the Molecule scenarios that boot Linux test hosts; needs root when one is missing.
+test-host-packages:
+	@scripts/install-test-host-packages
 
 test-unit: bootstrap
 	$(PY) -m pytest -q tests/unit
