@@ -375,6 +375,7 @@ class EdgeReconciler:
             policy_name = access.get("policy_name") or DEFAULT_POLICY_NAME % hostname
             outcome = self._record(policies.ensure_present(policy_name, "non_identity", include,
                                                            session_duration=access.get("session_duration")))
+            self.warnings.extend(outcome.notes)
             policy_id = (outcome.result or {}).get("id") or "<id of policy %s>" % policy_name
             attached.append({"id": policy_id, "name": policy_name, "precedence": 1})
         for reference in access.get("policies") or []:

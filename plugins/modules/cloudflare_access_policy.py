@@ -202,6 +202,8 @@ def main():
         include = service_token_rules(module, account_id) + params["include"]
         outcome = manager.ensure_present(params["name"], decision, include, exclude=params["exclude"],
                                          require=params["require"], session_duration=params["session_duration"])
+        for note in outcome.notes:
+            module.warn(note)
         module.exit_with(changed=outcome.changed, policy=policy_view(outcome.result) or {}, diff=diff_of([outcome]))
     except CloudflareError as exc:
         module.fail_with(exc)
