@@ -150,8 +150,8 @@ class ServiceTokenManager:
                                notes=["Another run created service token '%s' at the same time. Cloudflare allows "
                                       "duplicate token names, so this run deleted its own copy (id %s) and uses the "
                                       "one created first (id %s), whose client secret only the other run received. "
-                                      "Rotate the token to get a secret here." % (name, created.get("id"),
-                                                                                 kept.get("id"))])
+                                      "Rotate the token to get a secret here."
+                                      % (name, created.get("id"), kept.get("id"))])
             secret = created.get("client_secret")
             return Outcome("service_token", name, "create", after=token_view(created), result=token_view(created),
                            secrets={"client_secret": secret} if secret else {})

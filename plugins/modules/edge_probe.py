@@ -133,10 +133,12 @@ options:
     type: str
 attributes:
   check_mode:
+    description: Can run in check mode.
     support: full
     details:
       - The module only reads, so it sends its requests in check mode too.
   diff_mode:
+    description: Would return a diff in diff mode.
     support: none
 notes:
   - Classifications are V(ok), V(access_login_redirect), V(access_denied_401), V(origin_host_header),
@@ -150,7 +152,7 @@ notes:
   - The module uses C(ansible.module_utils.urls) for the probe. The O(zone) read needs the C(cloudflare)
     Python SDK 5.x.
 author:
-  - homelab.edge maintainers
+  - homelab.edge contributors (@homelab-edge)
 """
 
 EXAMPLES = r"""
@@ -550,7 +552,7 @@ def main():
     expect = module.params["expect"]
     attempts = []
     chosen = None
-    for _ in range(module.params["repeat"]):
+    for attempt_number in range(module.params["repeat"]):
         outcome = probe.attempt(bot_fight_mode)
         attempts.append(dict((key, outcome.get(key)) for key in ("status", "classification", "latency_ms")))
         chosen = outcome
