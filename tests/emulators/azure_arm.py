@@ -397,7 +397,7 @@ class AzureApp(EmulatorApp):
         header = request.header("authorization") or ""
         if not header:
             raise ArmError(401, "AuthenticationFailed", "Authentication failed. The 'Authorization' header is missing.")
-        scheme, _, token = header.partition(" ")
+        scheme, separator, token = header.partition(" ")
         with self.lock:
             principal = self.tokens.get(token) if scheme.lower() == "bearer" else None
         if principal is None:

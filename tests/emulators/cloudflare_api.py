@@ -158,8 +158,20 @@ SUPPORTED_PERIODS = (10, 15, 20, 30, 40, 45, 60, 90, 120, 180, 240, 300, 480, 60
 SUPPORTED_TIMEOUTS = (0, 10, 60, 120, 300, 600, 3600, 86400)
 RATE_LIMIT_PLANS: dict[str, dict[str, Any]] = {
     "free": {"rules": 1, "periods": (10,), "timeouts": (10,), "characteristics": ("cf.colo.id", "ip.src"), "counting_expression": False},
-    "pro": {"rules": 2, "periods": tuple(p for p in SUPPORTED_PERIODS if p <= 60), "timeouts": tuple(t for t in SUPPORTED_TIMEOUTS if t <= 3600), "characteristics": ("cf.colo.id", "ip.src"), "counting_expression": False},
-    "business": {"rules": 5, "periods": tuple(p for p in SUPPORTED_PERIODS if p <= 600), "timeouts": SUPPORTED_TIMEOUTS, "characteristics": ("cf.colo.id", "ip.src", "cf.unique_visitor_id"), "counting_expression": True},
+    "pro": {
+        "rules": 2,
+        "periods": tuple(p for p in SUPPORTED_PERIODS if p <= 60),
+        "timeouts": tuple(t for t in SUPPORTED_TIMEOUTS if t <= 3600),
+        "characteristics": ("cf.colo.id", "ip.src"),
+        "counting_expression": False,
+    },
+    "business": {
+        "rules": 5,
+        "periods": tuple(p for p in SUPPORTED_PERIODS if p <= 600),
+        "timeouts": SUPPORTED_TIMEOUTS,
+        "characteristics": ("cf.colo.id", "ip.src", "cf.unique_visitor_id"),
+        "counting_expression": True,
+    },
     # NOTE: Enterprise limits depend on the contract; 100 rules is a stand-in.
     "enterprise": {"rules": 100, "periods": SUPPORTED_PERIODS, "timeouts": SUPPORTED_TIMEOUTS, "characteristics": None, "counting_expression": True},
 }
@@ -249,7 +261,7 @@ def sha256(value: str) -> str:
 def new_client_secret() -> str:
     """Return a secret in Cloudflare's current format: cfast_, 40 alphanumerics, 8-char checksum."""
     alphabet = string.ascii_letters + string.digits
-    body = "".join(secrets.choice(alphabet) for _ in range(40))
+    body = "".join(secrets.choice(alphabet) for position in range(40))
     return f"cfast_{body}{zlib.crc32(body.encode()):08x}"
 
 
@@ -516,7 +528,7 @@ class CloudflareApp(EmulatorApp):
 
     def _authenticate(self, request: Request) -> set[str]:
         header = request.header("authorization") or ""
-        scheme, _, value = header.partition(" ")
+        scheme, separator, value = header.partition(" ")
         token = self.api_tokens.get(value.strip()) if scheme.lower() == "bearer" else None
         if token is None:
             raise ApiError(403, AUTH_ERROR, "Authentication error")
@@ -630,7 +642,7 @@ class CloudflareApp(EmulatorApp):
         name = request.query_value("name")
         accounts = [a for a in self.state["accounts"].values() if name is None or a["name"].lower() == name.lower()]
         accounts.sort(key=lambda a: a["name"].lower(), reverse=request.query_value("direction") == "desc")
-        result = [{key: value for key, value in a.items()} for a in accounts]
+        result = [dict(a) for a in accounts]
         return paginate(request, result, default_per_page=20, min_per_page=5, max_per_page=50)
 
     def zone_view(self, zone: dict[str, Any]) -> dict[str, Any]:
@@ -672,7 +684,7 @@ class CloudflareApp(EmulatorApp):
         checks: list[Callable[[dict[str, Any]], bool]] = []
         name = request.query_value("name")
         if name is not None:
-            operator, _, operand = name.partition(":")
+            operator, separator, operand = name.partition(":")
             operators = {
                 "equal": lambda z: z["name"] == operand.lower(),
                 "not_equal": lambda z: z["name"] != operand.lower(),
@@ -1090,7 +1102,7 @@ class CloudflareApp(EmulatorApp):
 
         for key, values in request.query.items():
             value = values[-1]
-            field, _, operator = key.partition(".")
+            field, separator, operator = key.partition(".")
             if field == "name":
                 operator = operator or "exact"
                 if operator == "exact":
@@ -1231,7 +1243,12 @@ class CloudflareApp(EmulatorApp):
         try:
             parse_duration(session_duration)
         except (ValueError, TypeError):
-            raise ApiError(400, ACCESS_INVALID_REQUEST, f"Invalid session_duration {session_duration!r}: expected a duration such as 24h.", "/session_duration") from None
+            raise ApiError(
+                400,
+                ACCESS_INVALID_REQUEST,
+                f"Invalid session_duration {session_duration!r}: expected a duration such as 24h.",
+                "/session_duration",
+            ) from None
         fields["session_duration"] = session_duration
         for key, default in (
             ("approval_required", False),
@@ -1338,7 +1355,12 @@ class CloudflareApp(EmulatorApp):
         try:
             parse_duration(session_duration)
         except (ValueError, TypeError):
-            raise ApiError(400, ACCESS_INVALID_REQUEST, f"Invalid session_duration {session_duration!r}: expected a duration such as 24h.", "/session_duration") from None
+            raise ApiError(
+                400,
+                ACCESS_INVALID_REQUEST,
+                f"Invalid session_duration {session_duration!r}: expected a duration such as 24h.",
+                "/session_duration",
+            ) from None
         fields = {key: copy.deepcopy(value) for key, value in body.items() if key not in ("id", "aud", "created_at", "updated_at", "policies")}
         fields.update(
             {
@@ -1493,7 +1515,10 @@ class CloudflareApp(EmulatorApp):
             return format_time(parse_time(value))
         except (ValueError, TypeError):
             raise ApiError(
-                400, ACCESS_INVALID_REQUEST, f"Invalid previous_client_secret_expires_at {value!r}: expected an RFC 3339 time.", "/previous_client_secret_expires_at"
+                400,
+                ACCESS_INVALID_REQUEST,
+                f"Invalid previous_client_secret_expires_at {value!r}: expected an RFC 3339 time.",
+                "/previous_client_secret_expires_at",
             ) from None
 
     def _new_secret(self, token: dict[str, Any], previous_expires_at: str | None) -> str:
@@ -1752,7 +1777,12 @@ def validate_dns_record(record: dict[str, Any]) -> None:
         try:
             ipaddress.IPv6Address(content)
         except ValueError:
-            raise ApiError(400, DNS_VALIDATION_ERROR, f"Content for AAAA record is invalid. Must be a valid IPv6 address, got {content!r}.", "/content") from None
+            raise ApiError(
+                400,
+                DNS_VALIDATION_ERROR,
+                f"Content for AAAA record is invalid. Must be a valid IPv6 address, got {content!r}.",
+                "/content",
+            ) from None
     if record_type == "CNAME" and content.rstrip(".").lower() == record["name"]:
         raise ApiError(400, DNS_VALIDATION_ERROR, "Content for CNAME record is invalid. It must not match the record's name.", "/content")
     if record_type == "MX" and not isinstance(record.get("priority"), int):
@@ -1867,7 +1897,11 @@ def _rate_limit_errors(rule: dict[str, Any], action: Any, plan: str, pointer: st
     elif period not in limits["periods"]:
         allowed_periods = " ".join(str(p) for p in limits["periods"])
         errors.append(
-            error_item(RULESET_VALIDATION_ERROR, f"not entitled to use the period {period}, can only use a period among [{allowed_periods}]", pointer + "/period")
+            error_item(
+                RULESET_VALIDATION_ERROR,
+                f"not entitled to use the period {period}, can only use a period among [{allowed_periods}]",
+                pointer + "/period",
+            )
         )
 
     if "requests_per_period" not in ratelimit and "score_per_period" not in ratelimit:

@@ -688,7 +688,7 @@ class EdgeApp(EmulatorApp):
                 continue
             domains = [app["domain"]] + [d.get("uri", "") for d in app.get("destinations") or [] if d.get("type") == "public"]
             for domain in domains:
-                host, _, path = domain.partition("/")
+                host, separator, path = domain.partition("/")
                 if not hostname_matches(host.lower(), context.hostname):
                     continue
                 if path and not context.request.path.lstrip("/").startswith(path):
@@ -1022,7 +1022,7 @@ def install_bot_management_route(app: cloudflare_api.CloudflareApp) -> None:
     ``bot_fight_mode``), as the cloudflare SDK 5.9 type ``BotFightModeConfiguration`` lists
     them.
     """
-    if any(pattern.pattern == BOT_MANAGEMENT_PATH for _, pattern, _, _ in app.routes):
+    if any(pattern.pattern == BOT_MANAGEMENT_PATH for route_method, pattern, handler, permission in app.routes):
         return
 
     def get_bot_management(request: Request, match: re.Match[str]) -> dict[str, Any]:

@@ -181,7 +181,7 @@ def run_daemon(seed: dict[str, Any], state_dir: pathlib.Path, host: str) -> int:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m tests.emulators.launch", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m tests.emulators.launch", description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--seed", required=True, type=pathlib.Path, help="JSON seed file with one key per emulator")
     parser.add_argument(
         "--state-dir", required=True, type=pathlib.Path, help="directory for persisted state, TLS files, PID and info files"

@@ -21,7 +21,6 @@ import json
 import os
 import pathlib
 import re
-import urllib.parse
 from typing import Any
 
 from jsonschema.exceptions import ValidationError
@@ -334,7 +333,7 @@ class OpenAPIChecker:
         found = self.find_operation(method, path)
         if found is None:
             return []
-        operation, _ = found
+        operation, path_parameters = found
         responses = operation.definition.get("responses", {})
         key = None
         for candidate in (str(status), f"{str(status)[0]}XX", f"{str(status)[0]}xx", "default"):

@@ -93,7 +93,7 @@ def read_token(token_file: pathlib.Path | None) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.standins.connector", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m tests.standins.connector", description=__doc__.split("\n\n", maxsplit=1)[0])
     commands = parser.add_subparsers(dest="command", required=True)
     up = commands.add_parser("connect", help="register a connector and the origins it serves")
     up.add_argument("--token-file", type=pathlib.Path, help="file with the tunnel token (default: TUNNEL_TOKEN)")
