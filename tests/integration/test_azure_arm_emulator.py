@@ -120,14 +120,14 @@ def test_slot_config_names_put_replaces_all_lists(emulator):
     ],
 )
 def test_token_errors_use_entra_codes(emulator, principal, tenant, code):
-    _, info = emulator
+    server, info = emulator
     with pytest.raises(ClientAuthenticationError) as error:
         client(info, principal, tenant).web_apps.list_application_settings("rg", "app")
     assert code in str(error.value)
 
 
 def test_unknown_tenant_fails(emulator):
-    _, info = emulator
+    server, info = emulator
     with pytest.raises((ClientAuthenticationError, ValueError)):
         client(info, WRITER, "no-such-tenant").web_apps.list_application_settings("rg", "app")
 
@@ -141,7 +141,7 @@ def test_unknown_tenant_fails(emulator):
     ],
 )
 def test_missing_resources_return_arm_codes(emulator, group, name, slot, code):
-    _, info = emulator
+    server, info = emulator
     web = client(info).web_apps
     with pytest.raises(HttpResponseError) as error:
         if slot:
@@ -153,7 +153,7 @@ def test_missing_resources_return_arm_codes(emulator, group, name, slot, code):
 
 
 def test_reader_cannot_list_settings(emulator):
-    _, info = emulator
+    server, info = emulator
     web = client(info, READER).web_apps
     with pytest.raises(HttpResponseError) as error:
         web.list_application_settings("rg", "app")
@@ -163,7 +163,7 @@ def test_reader_cannot_list_settings(emulator):
 
 
 def test_key_vault_reference_statuses(emulator):
-    _, info = emulator
+    server, info = emulator
     web = client(info).web_apps
     web.update_application_settings(
         "rg",
@@ -184,7 +184,7 @@ def test_key_vault_reference_statuses(emulator):
 
 
 def test_arm_requires_token_and_api_version(emulator):
-    _, info = emulator
+    server, info = emulator
     path = f"{info['base_url']}/subscriptions/{SUB}/resourceGroups/rg/providers/Microsoft.Web/sites/app/config/appsettings/list"
     anonymous = requests.post(path + "?api-version=2025-05-01", verify=info["ca_path"], timeout=10)
     assert anonymous.status_code == 401
@@ -204,7 +204,7 @@ def test_arm_requires_token_and_api_version(emulator):
 
 
 def test_untrusted_certificate_rejected(emulator, monkeypatch):
-    _, info = emulator
+    server, info = emulator
     monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
     monkeypatch.delenv("SSL_CERT_FILE", raising=False)
     with pytest.raises((ServiceRequestError, ClientAuthenticationError)):

@@ -236,7 +236,7 @@ def test_duplicate_service_token_names_are_an_error(cloudflare, tmp_path):
     base = cloudflare.base_url
     headers = {"Authorization": "Bearer %s" % cloudflare.api_token}
     account = cloudflare.seed["accounts"][0]["id"]
-    for _ in range(2):
+    for attempt in range(2):
         response = httpx.post("%s/accounts/%s/access/service_tokens" % (base, account), headers=headers,
                               json={"name": "azure-backend"}, trust_env=False)
         assert response.status_code == 201

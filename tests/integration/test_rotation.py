@@ -35,7 +35,7 @@ class Backend:
 
     def _loop(self):
         # Bounded: at most 2,000 requests, and it stops when the test says so.
-        for _ in range(2000):
+        for request_number in range(2000):
             # Two requests a second stay under the demo's rate limit of 30 requests in 10 seconds.
             if self.stop.wait(0.5):
                 return

@@ -160,7 +160,11 @@ def test_tunnel_configuration_version_increments(cf, client):
 
     config = {
         "ingress": [
-            {"hostname": "chat.example.com", "service": "http://127.0.0.1:11434", "origin_request": {"http_host_header": "localhost:11434", "connect_timeout": 30}},
+            {
+                "hostname": "chat.example.com",
+                "service": "http://127.0.0.1:11434",
+                "origin_request": {"http_host_header": "localhost:11434", "connect_timeout": 30},
+            },
             {"service": "http_status:404"},
         ]
     }
@@ -341,7 +345,16 @@ def test_invalid_per_page_rejected(cf):
 def test_sdk_dns_lifecycle(cf, client):
     records = client.dns.records
     tunnel_target = "6ff42ae2-765d-4adf-8112-31c55c1551ef.cfargotunnel.com"
-    created = records.create(zone_id=Z, name="chat", type="CNAME", ttl=1, content=tunnel_target, proxied=True, comment="managed by ansible", tags=["owner:ansible"])
+    created = records.create(
+        zone_id=Z,
+        name="chat",
+        type="CNAME",
+        ttl=1,
+        content=tunnel_target,
+        proxied=True,
+        comment="managed by ansible",
+        tags=["owner:ansible"],
+    )
     assert created.name == "chat.example.com"
     assert created.proxied is True
     assert created.type == "CNAME"
@@ -735,7 +748,7 @@ def test_fault_429_with_retry_after(cf, client):
 @pytest.mark.parametrize("status", [500, 502, 503])
 def test_fault_server_errors(cf, client, status):
     cf.admin.add_fault(path="/dns_records", status=status, count=2)
-    for _ in range(2):
+    for attempt in range(2):
         with pytest.raises(cloudflare.InternalServerError) as raised:
             list(client.dns.records.list(zone_id=Z))
         assert raised.value.status_code == status

@@ -39,7 +39,12 @@ def record(**overrides):
     return value
 
 
-FAILURE = {"success": False, "errors": [{"code": 81053, "message": "An A, AAAA, or CNAME record with that host already exists."}], "messages": [], "result": None}
+FAILURE = {
+    "success": False,
+    "errors": [{"code": 81053, "message": "An A, AAAA, or CNAME record with that host already exists."}],
+    "messages": [],
+    "result": None,
+}
 CNAME_BODY = {"name": "chat.example.com", "type": "CNAME", "content": "t.cfargotunnel.com", "ttl": 1, "proxied": True}
 RULE = {"expression": "true", "action": "managed_challenge", "enabled": True}
 

@@ -48,7 +48,7 @@ def test_unstorable_value_rejected(value):
 
 
 def test_warning_never_contains_value():
-    _, warning = module.normalize_value("PIN", 987654321)
+    text, warning = module.normalize_value("PIN", 987654321)
     assert "987654321" not in warning
 
 
@@ -65,7 +65,7 @@ def test_key_vault_reference_forms_accepted():
 
 
 def test_malformed_key_vault_reference_warns():
-    _, warnings = module.normalize_settings({"S": "@Microsoft.KeyVault(VaultName=kv)"})
+    settings, warnings = module.normalize_settings({"S": "@Microsoft.KeyVault(VaultName=kv)"})
     assert len(warnings) == 1
     assert "App setting 'S' starts like a Key Vault reference" in warnings[0]
 

@@ -44,7 +44,7 @@ def run_module(args, monkeypatch, capsys, no_log=False):
 
 
 def test_info_returns_sorted_names(monkeypatch, capsys):
-    result, _ = run_module({}, monkeypatch, capsys)
+    result, web_apps = run_module({}, monkeypatch, capsys)
     assert result["changed"] is False
     assert result["app_setting_names"] == ["A_URL", "B_SECRET"]
     assert result["slot_sticky_names"] == ["B_SECRET"]
@@ -60,5 +60,5 @@ def test_info_values_rejected_without_no_log(monkeypatch, capsys):
 
 
 def test_info_values_returned_with_no_log(monkeypatch, capsys):
-    result, _ = run_module({"return_values": True}, monkeypatch, capsys, no_log=True)
+    result, web_apps = run_module({"return_values": True}, monkeypatch, capsys, no_log=True)
     assert result["app_settings"] == SETTINGS
