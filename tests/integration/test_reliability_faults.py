@@ -3,8 +3,9 @@
 One playbook runs each resource module on its own objects and then the cloudflare_edge plan and
 apply on the demo data model. Before each module task, a ``uri`` task adds fault rules to the
 emulator, so that the module's first read (and, for throttling, its first write) fails once.
-The fault kinds rotate over the modules from one test case to the next, so every module meets
-several kinds and every kind meets several modules. The checks use the emulator's request log
+The fault kinds rotate over the modules from one test case to the next: by default two
+rotations, so every module meets two of the seven kinds and every kind meets at least two modules.
+HOMELAB_EDGE_FAULT_ROTATIONS=all runs all seven rotations, so every module meets every kind. The checks use the emulator's request log
 and state: each failed request was sent again and succeeded, and each object exists once.
 """
 
@@ -32,7 +33,7 @@ FAULTS = [
 ]
 THROTTLES = ("429 with Retry-After", "429 without Retry-After")
 # Method of each module's first write on a fresh emulator. Only 429 is injected into writes: a
-# 5xx or a reset leaves a create's outcome unknown, which test_lost_create_found_again covers.
+# 5xx or a reset leaves a create's outcome unknown, which test_lost_create_not_sent_twice covers.
 WRITE_METHODS = {
     "cloudflare_access_service_token": "POST",
     "cloudflare_tunnel": "POST",
@@ -180,7 +181,7 @@ def test_retry_budget_exhausted_fails_clearly(cloudflare, tmp_path):
 
 
 def test_lost_create_not_sent_twice(cloudflare, tmp_path):
-    """A create answered after the client timed out fails clearly; the next run adopts the tunnel."""
+    """A create applied after the client timed out fails clearly; the next run adopts the tunnel."""
     cloudflare.require_emulator()
     cloudflare.admin.add_fault(method="POST", path=r"/cfd_tunnel$", kind="delay", delay=3.0, count=1)
     playbook = tmp_path / "lost.yml"
