@@ -84,8 +84,8 @@ def run_playbook(playbook: pathlib.Path, env: dict[str, str], *args: str, invent
         max_rss_kib = int(rss_file.read().split()[-1])
     run = Run(seconds, max_rss_kib, completed.returncode, completed.stdout)
     if run.returncode != 0:
-        raise SystemExit("ansible-playbook %s failed (exit %d):\n%s" % (" ".join(command[1:]), run.returncode,
-                                                                       completed.stdout[-4000:]))
+        raise SystemExit("ansible-playbook %s failed (exit %d):\n%s"
+                         % (" ".join(command[1:]), run.returncode, completed.stdout[-4000:]))
     return run
 
 
@@ -311,7 +311,7 @@ def measure_modules(emulators: Emulators, workdir: pathlib.Path, runs: int, pair
     uri_seconds: dict[str, list[float]] = {case["module"]: [] for case in cases}
     changed: dict[str, int] = {case["module"]: 0 for case in cases}
     requests: dict[str, int] = {}
-    for _ in range(runs):
+    for _run in range(runs):
         report = run_playbook(playbook, emulators.env, json_output=True).report()
 
         durations = task_durations(report)
@@ -350,8 +350,8 @@ def measure_modules(emulators: Emulators, workdir: pathlib.Path, runs: int, pair
 
 
 def baseline_playbook(emulators: Emulators, count: int) -> list[dict[str, Any]]:
-    url = "%s/accounts/%s/cfd_tunnel?name=home&is_deleted=false" % (emulators.cloudflare_info["base_url"],
-                                                                     emulators.account_id)
+    url = "%s/accounts/%s/cfd_tunnel?name=home&is_deleted=false" % (
+        emulators.cloudflare_info["base_url"], emulators.account_id)
     tasks = [{"name": "uri %d" % index,
               "ansible.builtin.uri": {"url": url, "headers": {"Authorization": "Bearer " + emulators.api_token}}}
              for index in range(count)]
@@ -367,7 +367,7 @@ def measure_play(emulators: Emulators, workdir: pathlib.Path, variables: pathlib
     play_seconds = []
     baseline_seconds = []
     process_ratios = []
-    for _ in range(runs):
+    for _run in range(runs):
         play = run_playbook(CLOUDFLARE_PLAY, emulators.env, "-e", "@%s" % variables, json_output=True)
         base = run_playbook(baseline, emulators.env, json_output=True)
         mine = play_durations(play.report())[0]
@@ -388,7 +388,7 @@ def measure_play(emulators: Emulators, workdir: pathlib.Path, variables: pathlib
 def measure_site(emulators: Emulators, variables: pathlib.Path, runs: int) -> dict[str, Any]:
     seconds = []
     rss = []
-    for _ in range(runs):
+    for _run in range(runs):
         emulators.clear_log()
         run = run_playbook(SITE, emulators.env, "-e", "@%s" % variables, *emulators.site_args)
         seconds.append(run.seconds)
@@ -417,7 +417,7 @@ def measure_imports(runs: int) -> list[dict[str, Any]]:
     rows = []
     for label, name in IMPORTS:
         seconds = []
-        for _ in range(runs):
+        for _run in range(runs):
             code = "import sys; sys.path.insert(0, %r); import %s" % (str(ROOT / ".collections"), name)
             completed = subprocess.run([sys.executable, "-X", "importtime", "-c", code], cwd="/", capture_output=True,
                                        text=True, check=True)
@@ -442,7 +442,7 @@ def measure_scale(workdir: pathlib.Path, services: int, unrelated_records: int, 
         seconds = []
         rss = []
         requests: dict[str, int] = {}
-        for _ in range(runs):
+        for _run in range(runs):
             emulators.clear_log()
             run = run_playbook(CLOUDFLARE_PLAY, emulators.env, "-e", "@%s" % variables)
             seconds.append(run.seconds)
@@ -573,8 +573,9 @@ def render(info: dict[str, str], args: argparse.Namespace, modules: list[dict[st
         "| wall time (s) | Cloudflare requests | Cloudflare reads allowed (objects + account + zone) | Azure requests "
         "| writes | peak memory (MiB) |",
         "| ---: | --- | ---: | --- | ---: | ---: |",
-        "| %.2f | %s | %d | %s | %d | %.0f |" % (site["wall_s"], format_requests(site["requests"]), play["objects"] + 2,
-                                                format_requests(site["azure"]), site["writes"], site["max_rss_mib"]),
+        "| %.2f | %s | %d | %s | %d | %.0f |" % (
+            site["wall_s"], format_requests(site["requests"]), play["objects"] + 2,
+            format_requests(site["azure"]), site["writes"], site["max_rss_mib"]),
         "",
         "Of the Cloudflare requests, the verification play at the end sends two: a zone lookup and a read",
         "of the zone's Bot Fight Mode setting (`GET /zones/{id}/bot_management`). The Cloudflare play",
@@ -598,7 +599,7 @@ def render(info: dict[str, str], args: argparse.Namespace, modules: list[dict[st
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.bench.bench", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m tests.bench.bench", description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--runs", type=int, default=3, help="runs per measurement; the tables give medians")
     parser.add_argument("--pairs", type=int, default=2, help="module/uri task pairs per module in one playbook run")
     parser.add_argument("--output", type=pathlib.Path, default=ROOT / "docs" / "benchmarks.md",

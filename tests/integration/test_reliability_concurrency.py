@@ -55,4 +55,3 @@ def test_two_runs_at_once_match_one(cloudflare, tmp_path):
     assert third.returncode == 0, third.explain()
     assert third.changed == 0, third.explain()
     assert cloudflare.writes() == []
-

@@ -150,10 +150,10 @@ def test_modules_recover_from_faults(cloudflare, tmp_path, rotation):
     faults = assert_each_fault_recovered(log)
     slow = [entry for entry in log if entry["fault"] == "delay"]
     retries = sum(result.get("api_retries", 0) for result in results.values())
-    print("rotation %d: %d faults answered, %d slow answers, %d retries reported" % (rotation, faults, len(slow),
-                                                                                    retries))
+    print("rotation %d: %d faults answered, %d slow answers, %d retries reported"
+          % (rotation, faults, len(slow), retries))
     assert cloudflare.admin.faults() == [], "a fault rule was never reached"
-    for index, (module, _, no_log) in enumerate(MODULE_TASKS + [("cloudflare_edge", None, False)]):
+    for index, (module, _arguments, no_log) in enumerate(MODULE_TASKS + [("cloudflare_edge", None, False)]):
         label = FAULTS[(index + rotation) % len(FAULTS)][0]
         name = "module cloudflare_edge plan" if module == "cloudflare_edge" else "module %s" % module
         if no_log or label == "slow answer":
@@ -213,4 +213,3 @@ def test_slow_site_run_writes_once(cloudflare, tmp_path):
     writes = cloudflare.writes()
     print("slow site run: %d writes" % len(writes))
     assert len(writes) == len({(entry["method"], entry["path"]) for entry in writes})
-

@@ -156,7 +156,7 @@ def outcome(tmp_path_factory):
     env = {"CLOUDFLARE_API_TOKEN": seed["api_tokens"][0]["value"], "CLOUDFLARE_BASE_URL": info["base_url"],
            "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json"}
     blocks = [case_block(index, case_id, module, arguments)
-              for index, (case_id, module, arguments, _) in enumerate(CASES)]
+              for index, (case_id, module, arguments, _expected) in enumerate(CASES)]
     playbook = tmp_path_factory.mktemp("input") / "input.yml"
     playbook.write_text(json.dumps([{"hosts": "localhost", "gather_facts": False, "tasks": blocks}]))
     try:
@@ -181,7 +181,7 @@ def test_input_table_has_thirty_cases():
 
 
 def test_bad_input_sends_no_write(outcome):
-    _, log = outcome
+    _messages, log = outcome
     writes = [entry for entry in log if entry["write"]]
     print("bad input: %d cases, %d requests, %d writes" % (len(CASES), len(log), len(writes)))
     assert writes == []
@@ -189,7 +189,7 @@ def test_bad_input_sends_no_write(outcome):
 
 @pytest.mark.parametrize("case_id, needles", [(case[0], case[3]) for case in CASES], ids=[case[0] for case in CASES])
 def test_bad_input_named_in_error(outcome, case_id, needles):
-    messages, _ = outcome
+    messages, _log = outcome
     assert case_id in messages, "case %s did not run" % case_id
     message = messages[case_id]
     assert message is not None, "case %s was accepted" % case_id

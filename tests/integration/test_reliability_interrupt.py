@@ -107,8 +107,8 @@ def test_uninterrupted_run_writes_in_expected_order(cloudflare, tmp_path):
     run = run_playbook(SITE, "-e", "@%s" % variables, env=cloudflare.env)
     assert run.returncode == 0, run.explain()
     writes = cloudflare.writes()
-    assert [entry["method"] for entry in writes] == [method for method, _ in WRITES]
-    for entry, (_, pattern) in zip(writes, WRITES):
+    assert [entry["method"] for entry in writes] == [method for method, _pattern in WRITES]
+    for entry, (_method, pattern) in zip(writes, WRITES):
         assert re.search(pattern, entry["path"]), (entry["path"], pattern)
     assert_converged(cloudflare.admin.state())
 
