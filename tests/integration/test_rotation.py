@@ -134,3 +134,42 @@ def test_site_heals_a_consumer_that_lost_the_secret(demo_edge):
     again = run_playbook(SITE, *demo_edge.site_args(), env=demo_edge.env)
     assert again.returncode == 0, again.explain()
     assert again.changed == 0, again.explain()
+
+
+def test_first_site_check_run_writes_nothing(demo_edge):
+    demo_edge.cloudflare.clear_log()
+
+    check = run_playbook(SITE, "--check", "--diff", *demo_edge.site_args(), env=demo_edge.env)
+
+    assert check.returncode == 0, check.explain()
+    assert demo_edge.cloudflare.log(writes_only=True) == []
+    assert "tunnel home" in check.output
+    assert "do not exist yet, so there is nothing" in " ".join(check.output.split())
+
+
+def test_rotation_resumes_from_vault_file(demo_edge, tmp_path):
+    site = run_playbook(SITE, *demo_edge.site_args(), env=demo_edge.env)
+    assert site.returncode == 0, site.explain()
+    backend = Backend(demo_edge)
+    old_id, old_secret = backend.credentials()
+    vault_file = tmp_path / "rotation.vault"
+    vault_args = ["-e", "edge_rotate_token=azure-backend", "-e", "edge_rotate_vault_file=%s" % vault_file,
+                  "-e", "edge_rotate_vault_password=rotation-test-password", *demo_edge.site_args()]
+
+    broken = run_playbook(ROTATE, *vault_args, env=dict(demo_edge.env, AZURE_CLIENT_SECRET="not-the-secret"))
+
+    assert broken.returncode != 0
+    assert "resume with -e edge_rotate_resume=true" in " ".join(broken.output.split()), broken.explain()
+    stored = vault_file.read_text()
+    assert stored.startswith("$ANSIBLE_VAULT;")
+    assert "cfast_" not in stored
+    assert backend.call(old_id, old_secret) == 200
+
+    resumed = run_playbook(ROTATE, *vault_args, "-e", "edge_rotate_resume=true", env=demo_edge.env)
+
+    assert resumed.returncode == 0, resumed.explain()
+    new_id, new_secret = backend.credentials()
+    assert new_secret != old_secret
+    assert demo_edge.cloudflare.service_token_valid(new_id, new_secret)
+    assert backend.call(new_id, new_secret) == 200
+    assert not vault_file.exists()
