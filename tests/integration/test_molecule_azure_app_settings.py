@@ -11,34 +11,12 @@ principal's secret, and the files the scenario leaves on the controller.
 from __future__ import annotations
 
 import json
-import os
-import pathlib
-import subprocess
 
 import yaml
 
-CHECKOUT = pathlib.Path(__file__).resolve().parents[2]
-ROLE = CHECKOUT / "roles" / "azure_app_settings"
-SCENARIO = ROLE / "molecule" / "default"
+from tests.integration.molecule_runner import CHECKOUT, last_lines, run_scenario
 
-
-def molecule_environment(state_dir: pathlib.Path) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("ANSIBLE_", "MOLECULE_", "AZURE_"))}
-    env.pop("REQUESTS_CA_BUNDLE", None)
-    env.update({
-        "ANSIBLE_COLLECTIONS_PATH": str(CHECKOUT / ".collections"),
-        "ANSIBLE_CONFIG": str(CHECKOUT / "ansible.cfg"),
-        "NO_PROXY": "127.0.0.1,localhost",
-        "no_proxy": "127.0.0.1,localhost",
-        "PATH": f"{CHECKOUT / '.venv' / 'bin'}{os.pathsep}{env.get('PATH', '')}",
-        # Verbosity 3 prints module arguments and results, where a leak would show.
-        "ANSIBLE_VERBOSITY": "3",
-        "ANSIBLE_NOCOLOR": "1",
-        "PY_COLORS": "0",
-        # create.yml keeps the seed, TLS files and emulator log here, so this test can read them.
-        "AZURE_APP_SETTINGS_MOLECULE_STATE_DIR": str(state_dir),
-    })
-    return env
+SCENARIO = CHECKOUT / "roles" / "azure_app_settings" / "molecule" / "default"
 
 
 def scenario_credentials() -> dict[str, str]:
@@ -47,18 +25,9 @@ def scenario_credentials() -> dict[str, str]:
 
 
 def test_molecule_default_scenario(tmp_path):
-    state_dir = tmp_path / "emulators"
-    log = tmp_path / "molecule-default.log"
+    returncode, text, state_dir = run_scenario("azure_app_settings", "AZURE_APP_SETTINGS_MOLECULE_STATE_DIR", tmp_path)
 
-    with log.open("w") as output:
-        result = subprocess.run(
-            [str(CHECKOUT / ".venv" / "bin" / "molecule"), "test", "--scenario-name", "default"],
-            cwd=ROLE, env=molecule_environment(state_dir), stdout=output, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, check=False,
-        )
-    text = log.read_text(errors="replace")
-
-    assert result.returncode == 0, "molecule test failed; last lines:\n" + "\n".join(text.splitlines()[-80:])
+    assert returncode == 0, "molecule test failed; last lines:\n" + last_lines(text)
     assert "idempotence: Executed: Successful" in text
     assert "verify: Executed: Successful" in text
 

@@ -11,52 +11,15 @@ secrets, and the emulator state files, checked for client secrets.
 from __future__ import annotations
 
 import json
-import os
-import pathlib
-import re
-import subprocess
 
 from tests.emulators import cloudflare_api
-
-CHECKOUT = pathlib.Path(__file__).resolve().parents[2]
-ROLE = CHECKOUT / "roles" / "edge_verify"
-# Cloudflare's client secret format: cfast_, 40 letters and digits, then an 8-digit hex checksum.
-CLIENT_SECRET = re.compile(r"cfast_[A-Za-z0-9]{40}[0-9a-f]{8}")
-
-
-def molecule_environment(state_dir: pathlib.Path) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("ANSIBLE_", "MOLECULE_"))}
-    for name in ("CLOUDFLARE_API_TOKEN", "CLOUDFLARE_BASE_URL", "CLOUDFLARE_EMAIL", "CLOUDFLARE_API_KEY"):
-        env.pop(name, None)
-    env.update({
-        "ANSIBLE_COLLECTIONS_PATH": str(CHECKOUT / ".collections"),
-        "ANSIBLE_CONFIG": str(CHECKOUT / "ansible.cfg"),
-        "NO_PROXY": "127.0.0.1,localhost",
-        "no_proxy": "127.0.0.1,localhost",
-        "PATH": f"{CHECKOUT / '.venv' / 'bin'}{os.pathsep}{env.get('PATH', '')}",
-        # Verbosity 3 prints module arguments and results, where a leak would show.
-        "ANSIBLE_VERBOSITY": "3",
-        "ANSIBLE_NOCOLOR": "1",
-        "PY_COLORS": "0",
-        # create.yml keeps the emulator state here, so this test can read it after destroy.
-        "EDGE_VERIFY_MOLECULE_STATE_DIR": str(state_dir),
-    })
-    return env
+from tests.integration.molecule_runner import CLIENT_SECRET, last_lines, run_scenario
 
 
 def test_molecule_default_scenario(tmp_path):
-    state_dir = tmp_path / "emulators"
-    log = tmp_path / "molecule-default.log"
+    returncode, text, state_dir = run_scenario("edge_verify", "EDGE_VERIFY_MOLECULE_STATE_DIR", tmp_path)
 
-    with log.open("w") as output:
-        result = subprocess.run(
-            [str(CHECKOUT / ".venv" / "bin" / "molecule"), "test", "--scenario-name", "default"],
-            cwd=ROLE, env=molecule_environment(state_dir), stdout=output, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, check=False,
-        )
-    text = log.read_text(errors="replace")
-
-    assert result.returncode == 0, "molecule test failed; last lines:\n" + "\n".join(text.splitlines()[-80:])
+    assert returncode == 0, "molecule test failed; last lines:\n" + last_lines(text)
     assert "prepare: Executed: Successful" in text
     assert "idempotence: Executed: Successful" in text
     assert "verify: Executed: Successful" in text
