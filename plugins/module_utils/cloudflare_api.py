@@ -7,7 +7,7 @@ The official ``cloudflare`` SDK sends the requests, through its raw request meth
 (``client.get(path, cast_to=object)`` and friends). Its resource namespaces are not used:
 touching ``client.zero_trust`` alone imports about a thousand modules, which costs about a
 second in every module invocation. Retries are done here rather than by the SDK, because
-the SDK also retries 409 (Cloudflare's answer to a duplicate name) and does not report
+the SDK also retries 409 (Cloudflare's status for a duplicate name) and does not report
 how many retries it made.
 """
 
@@ -154,7 +154,7 @@ class CloudflareAPI:
     def request(self, method, path, action, params=None, body=None, retry_writes=True):
         """Send one request and return the decoded response envelope.
 
-        Requests answered with 429 or a 5xx status, and requests that failed on the network, are
+        Requests that get a 429 or 5xx response, and requests that failed on the network, are
         retried up to ``max_retries`` times with backoff that honours Retry-After. A write whose
         outcome is unknown (network error or 5xx) is retried only when ``retry_writes`` is true;
         creates pass false and look the object up again instead. 409 is never retried.
@@ -216,7 +216,7 @@ class CloudflareAPI:
         return envelope
 
     def get_or_none(self, path, action, params=None):
-        """GET ``path``; return None when Cloudflare answers 404."""
+        """Send a GET to ``path`` and return its result, or None when the response is 404."""
         try:
             return self.result("GET", path, action, params=params)
         except CloudflareError as exc:
@@ -227,7 +227,7 @@ class CloudflareAPI:
     def list_all(self, path, action, params=None, per_page=50):
         """Return every item of a page-paginated list.
 
-        Stops on a short page or once ``result_info`` says the last page was read, which saves the
+        Stops on a short page or once ``result_info`` shows that the last page was read, which saves the
         extra empty-page request the SDK's own iterator sends.
         """
         items = []

@@ -99,7 +99,7 @@ class DnsManager:
         current = next((item for item in same_type if same_content(record_type, item.get("content"), content)),
                        same_type[0] if same_type else None)
         if record_type == "CNAME" and len(same_type) > 1:
-            raise CloudflareError("Zone holds %d CNAME records named %s; remove the extra ones." % (len(same_type), name))
+            raise CloudflareError("Zone contains %d CNAME records named %s; remove the extra ones." % (len(same_type), name))
         if current is not None and not same_content(record_type, current.get("content"), content) and not overwrite:
             raise CloudflareError(
                 "DNS record %s already exists and points to '%s', not '%s'. It was not created by this run; set "

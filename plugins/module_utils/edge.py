@@ -414,9 +414,9 @@ class EdgeReconciler:
     def _remove(self, account_id, zones, token_manager):
         """Delete what the description names, in the order that keeps every step valid.
 
-        Access applications go before the policies they use, and those before the tokens they
-        include; rules and DNS records follow, and the tunnels go last, unless ``keep_tunnels``
-        leaves them for a later run once their connectors are stopped. A DNS record is deleted
+        Access applications go before the policies they use, and policies before the tokens they
+        include. Rules and DNS records follow. The tunnels go last, unless ``keep_tunnels`` leaves
+        them for a later run once their connectors are stopped. A DNS record is deleted
         only when it is a CNAME to one of the described tunnels, so records that point elsewhere
         are never touched; a policy only when this collection named it (the default name or
         ``access.policy_name``), not the existing policies a service merely references.

@@ -19,7 +19,7 @@ class Outcome:
 
     ``action`` is one of ``create``, ``update``, ``delete`` or ``none``. ``before`` and ``after``
     are the normalized views used for diffs; they never hold secrets. ``result`` is the
-    object as the module returns it. ``secrets`` holds values obtained by this run (a new
+    object as the module returns it. ``secrets`` contains values obtained by this run (a new
     client secret, a tunnel token) that the caller may return under ``no_log``.
     """
 

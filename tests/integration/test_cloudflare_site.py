@@ -213,7 +213,8 @@ def test_bad_api_token_fails_with_hint(cloudflare, tmp_path):
     extra = write_vars(tmp_path, "edge.json", edge_vars(cloudflare))
     run = run_playbook(SITE, "-e", "@%s" % extra, env=dict(cloudflare.env, CLOUDFLARE_API_TOKEN="not-a-real-token"))
     assert run.returncode != 0
-    assert "HTTP 403" in run.output and "10000" in run.output, run.explain()
+    assert "HTTP 403" in run.output, run.explain()
+    assert "10000" in run.output, run.explain()
     assert "permission" in run.output
     assert "not-a-real-token" not in run.output
     assert cloudflare.writes() == []
@@ -313,4 +314,5 @@ def test_fault_outlasting_retries_fails_clearly(cloudflare, tmp_path):
     )
     run = run_playbook(playbook, "-e", "@%s" % extra, env=cloudflare.env)
     assert run.returncode != 0
-    assert "HTTP 503" in run.output and "Gave up after 2 retries" in run.output, run.explain()
+    assert "HTTP 503" in run.output, run.explain()
+    assert "Gave up after 2 retries" in run.output, run.explain()

@@ -34,7 +34,7 @@ class Backend:
         return response.status_code
 
     def _loop(self):
-        # Bounded: at most 2,000 requests, and it stops when the test says so.
+        # Bounded: at most 2,000 requests, and it stops once the test sets the stop event.
         for request_number in range(2000):
             # Two requests a second stay under the demo's rate limit of 30 requests in 10 seconds.
             if self.stop.wait(0.5):
@@ -74,7 +74,7 @@ def test_rotation_refuses_no_request(demo_edge):
         assert old_secret not in output
         assert new_secret not in output
 
-    # The grace period holds until it ends; then only the new secret passes.
+    # Both secrets pass until the grace period ends. After it, only the new secret passes.
     assert backend.call(old_id, old_secret) == 200
     demo_edge.cloudflare.advance_clock(2 * 3600)
     assert backend.call(old_id, old_secret) != 200

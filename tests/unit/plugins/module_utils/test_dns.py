@@ -186,7 +186,7 @@ def test_duplicate_cnames_rejected():
     api = FakeAPI(lists={RECORDS: [record(), record(record_id="r2")]})
     with pytest.raises(CloudflareError) as error:
         DnsManager(api, ZONE).ensure_present("chat", "CNAME", TARGET)
-    assert "Zone holds 2 CNAME records named chat.example.com" in str(error.value)
+    assert "Zone contains 2 CNAME records named chat.example.com" in str(error.value)
 
 
 def test_existing_records_skip_lookup():
